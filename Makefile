@@ -1,0 +1,51 @@
+# lapse: `make run` starts the whole stack on this machine; `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test check lint fmt unit synth layer bench deploy clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m local.stack
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+unit: install
+	$(BIN)/python -m pytest tests/unit -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: lint unit
+
+synth: install
+	bash infra/synth.sh
+
+layer: install
+	bash layers/ffmpeg/build.sh
+
+bench: install
+	$(BIN)/python -m bench.render
+
+deploy: install
+	bash infra/deploy.sh $(STAGE)
+
+clean:
+	rm -rf build .run .pytest_cache .mypy_cache .ruff_cache
