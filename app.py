@@ -1,0 +1,10 @@
+"""The Chalice app: registers the blueprints, nothing else."""
+
+from chalice import Chalice
+
+from chalicelib.api import api
+from chalicelib.events import events
+
+app = Chalice(app_name="lapse")
+app.register_blueprint(api)
+app.register_blueprint(events)

@@ -1,0 +1,442 @@
+"""DynamoDB through PynamoDB: the only code that touches the table.
+
+Every status change is one conditional UpdateItem built from the state machine in
+`domain/timelapse.py`; a false condition becomes `ConflictError`, never a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.exceptions import DoesNotExist, PutError, QueryError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.domain.timelapse import (
+    ErrorInfo,
+    Stage,
+    Status,
+    Timelapse,
+    UploadInfo,
+    UploadMethod,
+    utcnow,
+)
+from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class OwnerProjectIndex(GlobalSecondaryIndex["TimelapseModel"]):
+    class Meta:
+        index_name = "byOwnerProject"
+        projection = AllProjection()
+
+    owner_project = UnicodeAttribute(hash_key=True, attr_name="ownerProject")
+    created_at = UnicodeAttribute(range_key=True, attr_name="createdAt")
+
+
+class TimelapseModel(Model):
+    class Meta:
+        table_name = "lapse-timelapses"
+        region = "us-east-1"
+        host: str | None = None
+
+    id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute(attr_name="ownerId")
+    project_id = UnicodeAttribute(attr_name="projectId")
+    owner_project = UnicodeAttribute(attr_name="ownerProject")
+    by_owner_project = OwnerProjectIndex()
+    status = UnicodeAttribute()
+    stage = UnicodeAttribute(null=True)
+    progress = NumberAttribute(default=0)
+    content_type = UnicodeAttribute(attr_name="contentType")
+    size_bytes = NumberAttribute(attr_name="sizeBytes")
+    original_video_key = UnicodeAttribute(attr_name="originalVideoKey")
+    processed_video_key = UnicodeAttribute(attr_name="processedVideoKey", null=True)
+    poster_key = UnicodeAttribute(attr_name="posterKey", null=True)
+    filename = UnicodeAttribute(null=True)
+    duration_minutes = NumberAttribute(attr_name="durationMinutes", null=True)
+    target_seconds = NumberAttribute(attr_name="targetSeconds")
+    process = BooleanAttribute(default=True)
+    callback_url = UnicodeAttribute(attr_name="callbackUrl", null=True)
+    upload: MapAttribute[str, Any] = MapAttribute(null=True)
+    source: MapAttribute[str, Any] = MapAttribute(null=True)
+    output: MapAttribute[str, Any] = MapAttribute(null=True)
+    error: MapAttribute[str, Any] = MapAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    created_at = UnicodeAttribute(attr_name="createdAt")
+    updated_at = UnicodeAttribute(attr_name="updatedAt")
+    started_at = UnicodeAttribute(attr_name="startedAt", null=True)
+    completed_at = UnicodeAttribute(attr_name="completedAt", null=True)
+    uploaded_at = UnicodeAttribute(attr_name="uploadedAt", null=True)
+    lease_owner = UnicodeAttribute(attr_name="leaseOwner", null=True)
+    lease_expires_at = NumberAttribute(attr_name="leaseExpiresAt", null=True)
+    ttl = TTLAttribute(null=True)
+
+
+def bind_table(table_name: str, region: str, host: str | None) -> None:
+    """Point the model at a table; called once by wiring.py."""
+    TimelapseModel.Meta.table_name = table_name
+    TimelapseModel.Meta.region = region
+    TimelapseModel.Meta.host = host
+    TimelapseModel._connection = None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _parse(raw: str | None) -> datetime | None:
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def _plain(attribute: MapAttribute[str, Any] | None) -> dict[str, Any] | None:
+    if attribute is None:
+        return None
+    return {key: _number(value) for key, value in attribute.as_dict().items()}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
+    return value
+
+
+def to_domain(item: TimelapseModel) -> Timelapse:
+    upload = _plain(item.upload) or {}
+    error = _plain(item.error)
+    lease = item.lease_expires_at
+    return Timelapse(
+        id=item.id,
+        owner_id=item.owner_id,
+        project_id=item.project_id,
+        status=Status(item.status),
+        stage=Stage(item.stage) if item.stage else None,
+        progress=int(item.progress or 0),
+        content_type=item.content_type,
+        size_bytes=int(item.size_bytes),
+        original_video_key=item.original_video_key,
+        processed_video_key=item.processed_video_key,
+        poster_key=item.poster_key,
+        filename=item.filename,
+        duration_minutes=item.duration_minutes,
+        target_seconds=float(item.target_seconds),
+        process=bool(item.process),
+        callback_url=item.callback_url,
+        upload=UploadInfo(
+            method=UploadMethod(upload.get("method", "PUT")),
+            upload_id=upload.get("uploadId"),
+            part_size=upload.get("partSize"),
+            part_count=upload.get("partCount"),
+        ),
+        source=_plain(item.source),
+        output=_plain(item.output),
+        error=ErrorInfo(error["code"], error["message"]) if error else None,
+        attempts=int(item.attempts or 0),
+        created_at=_parse(item.created_at) or utcnow(),
+        updated_at=_parse(item.updated_at) or utcnow(),
+        started_at=_parse(item.started_at),
+        completed_at=_parse(item.completed_at),
+        uploaded_at=_parse(item.uploaded_at),
+        lease_owner=item.lease_owner,
+        lease_expires_at=datetime.fromtimestamp(float(lease), UTC) if lease else None,
+    )
+
+
+def _upload_map(upload: UploadInfo) -> dict[str, Any]:
+    raw: dict[str, Any] = {"method": upload.method.value}
+    if upload.upload_id:
+        raw.update(uploadId=upload.upload_id, partSize=upload.part_size, partCount=upload.part_count)
+    return raw
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error) as exc:
+        raise ValidationError("cursor is not one this API handed out") from exc
+    if not isinstance(key, dict):
+        raise ValidationError("cursor is not one this API handed out")
+    return key
+
+
+class DynamoDBTimelapseRepository:
+    """Records of timelapses; each method is one read or one conditional write."""
+
+    def create(self, timelapse: Timelapse) -> None:
+        item = TimelapseModel(
+            timelapse.id,
+            owner_id=timelapse.owner_id,
+            project_id=timelapse.project_id,
+            owner_project=f"{timelapse.owner_id}#{timelapse.project_id}",
+            status=timelapse.status.value,
+            stage=timelapse.stage.value if timelapse.stage else None,
+            progress=timelapse.progress,
+            content_type=timelapse.content_type,
+            size_bytes=timelapse.size_bytes,
+            original_video_key=timelapse.original_video_key,
+            filename=timelapse.filename,
+            duration_minutes=timelapse.duration_minutes,
+            target_seconds=timelapse.target_seconds,
+            process=timelapse.process,
+            callback_url=timelapse.callback_url,
+            upload=_upload_map(timelapse.upload),
+            attempts=0,
+            created_at=_iso(timelapse.created_at),
+            updated_at=_iso(timelapse.updated_at),
+        )
+        try:
+            item.save(condition=TimelapseModel.id.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == CONDITION_FAILED:
+                raise ConflictError(f"timelapse {timelapse.id} already exists") from exc
+            raise
+
+    def get(self, timelapse_id: str) -> Timelapse | None:
+        try:
+            return to_domain(TimelapseModel.get(timelapse_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def get_owned(self, timelapse_id: str, owner_id: str) -> Timelapse:
+        """The record if it exists and belongs to `owner_id`; another's is as unknown as a missing one."""
+        found = self.get(timelapse_id)
+        if found is None or found.owner_id != owner_id:
+            raise NotFoundError(f"no timelapse {timelapse_id}")
+        return found
+
+    def list_by_project(
+        self,
+        owner_id: str,
+        project_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: Status | None = None,
+    ) -> tuple[list[Timelapse], str | None]:
+        start = _decode_cursor(cursor) if cursor else None
+        results = TimelapseModel.by_owner_project.query(
+            f"{owner_id}#{project_id}",
+            scan_index_forward=False,
+            limit=limit,
+            last_evaluated_key=start,
+            filter_condition=(TimelapseModel.status == status.value) if status else None,
+        )
+        try:
+            items = [to_domain(item) for item in results]
+        except QueryError as exc:
+            if start is not None:
+                raise ValidationError("cursor is not one this API handed out") from exc
+            raise
+        next_key = results.last_evaluated_key if len(items) >= limit else None
+        return items, _encode_cursor(next_key)
+
+    def scan_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
+        condition = (TimelapseModel.status == Status.PROCESSING.value) & (
+            TimelapseModel.lease_expires_at < now.timestamp()
+        )
+        for item in TimelapseModel.scan(filter_condition=condition):
+            yield to_domain(item)
+
+    def scan_stale_queued(self, before: datetime) -> Iterator[Timelapse]:
+        """Records queued since before `before` that no worker claimed (a lost message)."""
+        condition = (
+            (TimelapseModel.status == Status.PENDING.value)
+            & (TimelapseModel.stage == Stage.QUEUED.value)
+            & (TimelapseModel.updated_at < _iso(before))
+        )
+        for item in TimelapseModel.scan(filter_condition=condition):
+            yield to_domain(item)
+
+    def delete(self, timelapse_id: str) -> None:
+        TimelapseModel(timelapse_id).delete()
+
+    # --- transitions: each one conditional write -------------------------------------------
+
+    def _update(self, timelapse_id: str, actions: list[Action], condition: Condition) -> Timelapse:
+        item = TimelapseModel(timelapse_id)
+        now = utcnow()
+        try:
+            item.update(actions=[*actions, TimelapseModel.updated_at.set(_iso(now))], condition=condition)
+        except UpdateError as exc:
+            if exc.cause_response_code == CONDITION_FAILED:
+                raise ConflictError(f"timelapse {timelapse_id} is not in the expected state") from exc
+            raise
+        return to_domain(item)
+
+    def mark_uploaded(self, timelapse_id: str, *, queue: bool) -> Timelapse:
+        """awaiting_upload → queued (or → uploaded-and-idle for process=false)."""
+        stage = TimelapseModel.stage.set(Stage.QUEUED.value) if queue else TimelapseModel.stage.remove()
+        return self._update(
+            timelapse_id,
+            [stage, TimelapseModel.uploaded_at.set(_iso(utcnow()))],
+            (TimelapseModel.status == Status.PENDING.value)
+            & (TimelapseModel.stage == Stage.AWAITING_UPLOAD.value),
+        )
+
+    def requeue(self, timelapse_id: str) -> Timelapse:
+        """failed / cancelled / uploaded-idle → pending/queued, ready for a fresh attempt."""
+        retryable = TimelapseModel.status.is_in(Status.FAILED.value, Status.CANCELLED.value)
+        idle = (TimelapseModel.status == Status.PENDING.value) & TimelapseModel.stage.does_not_exist()
+        return self._update(
+            timelapse_id,
+            [
+                TimelapseModel.status.set(Status.PENDING.value),
+                TimelapseModel.stage.set(Stage.QUEUED.value),
+                TimelapseModel.progress.set(0),
+                TimelapseModel.error.remove(),
+                TimelapseModel.completed_at.remove(),
+                TimelapseModel.lease_owner.remove(),
+                TimelapseModel.lease_expires_at.remove(),
+            ],
+            retryable | idle,
+        )
+
+    def claim(self, timelapse_id: str, token: str, lease_seconds: float) -> Timelapse:
+        """pending/queued → processing/probing, owned by `token` until the lease runs out."""
+        now = utcnow()
+        return self._update(
+            timelapse_id,
+            [
+                TimelapseModel.status.set(Status.PROCESSING.value),
+                TimelapseModel.stage.set(Stage.PROBING.value),
+                TimelapseModel.progress.set(0),
+                TimelapseModel.attempts.add(1),
+                TimelapseModel.lease_owner.set(token),
+                TimelapseModel.lease_expires_at.set((now + timedelta(seconds=lease_seconds)).timestamp()),
+                TimelapseModel.started_at.set(_iso(now)),
+                TimelapseModel.error.remove(),
+            ],
+            (TimelapseModel.status == Status.PENDING.value) & (TimelapseModel.stage == Stage.QUEUED.value),
+        )
+
+    def _owned_by(self, token: str) -> Condition:
+        owned: Condition = (TimelapseModel.status == Status.PROCESSING.value) & (
+            TimelapseModel.lease_owner == token
+        )
+        return owned
+
+    def heartbeat(
+        self,
+        timelapse_id: str,
+        token: str,
+        lease_seconds: float,
+        *,
+        stage: Stage | None = None,
+        progress: int | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> Timelapse:
+        """Extend the lease (and record stage/progress/source) while the worker still owns it."""
+        expires = (utcnow() + timedelta(seconds=lease_seconds)).timestamp()
+        actions: list[Action] = [TimelapseModel.lease_expires_at.set(expires)]
+        if stage is not None:
+            actions.append(TimelapseModel.stage.set(stage.value))
+        if progress is not None:
+            actions.append(TimelapseModel.progress.set(progress))
+        if source is not None:
+            actions.append(TimelapseModel.source.set(source))
+        return self._update(timelapse_id, actions, self._owned_by(token))
+
+    def complete(
+        self,
+        timelapse_id: str,
+        token: str,
+        *,
+        processed_video_key: str,
+        poster_key: str,
+        output: dict[str, Any],
+    ) -> Timelapse:
+        return self._update(
+            timelapse_id,
+            [
+                TimelapseModel.status.set(Status.COMPLETE.value),
+                TimelapseModel.stage.remove(),
+                TimelapseModel.progress.set(100),
+                TimelapseModel.processed_video_key.set(processed_video_key),
+                TimelapseModel.poster_key.set(poster_key),
+                TimelapseModel.output.set(output),
+                TimelapseModel.completed_at.set(_iso(utcnow())),
+                TimelapseModel.lease_owner.remove(),
+                TimelapseModel.lease_expires_at.remove(),
+            ],
+            self._owned_by(token),
+        )
+
+    def _failure_actions(self, error: ErrorInfo) -> list[Action]:
+        return [
+            TimelapseModel.status.set(Status.FAILED.value),
+            TimelapseModel.stage.remove(),
+            TimelapseModel.error.set(error.as_api()),
+            TimelapseModel.completed_at.set(_iso(utcnow())),
+            TimelapseModel.lease_owner.remove(),
+            TimelapseModel.lease_expires_at.remove(),
+        ]
+
+    def fail(self, timelapse_id: str, token: str, error: ErrorInfo) -> Timelapse:
+        """processing → failed, by the worker that owns it."""
+        return self._update(timelapse_id, self._failure_actions(error), self._owned_by(token))
+
+    def fail_pending(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
+        """pending → failed, for an upload refused before any worker claimed it."""
+        return self._update(
+            timelapse_id,
+            self._failure_actions(error),
+            TimelapseModel.status == Status.PENDING.value,
+        )
+
+    def expire_lease(
+        self, timelapse_id: str, token: str, now: datetime, *, retry: bool, error: ErrorInfo
+    ) -> Timelapse:
+        """processing with a lease that ran out → pending/queued (retry) or failed (no attempts left)."""
+        condition = self._owned_by(token) & (TimelapseModel.lease_expires_at < now.timestamp())
+        if not retry:
+            return self._update(timelapse_id, self._failure_actions(error), condition)
+        return self._update(
+            timelapse_id,
+            [
+                TimelapseModel.status.set(Status.PENDING.value),
+                TimelapseModel.stage.set(Stage.QUEUED.value),
+                TimelapseModel.progress.set(0),
+                TimelapseModel.lease_owner.remove(),
+                TimelapseModel.lease_expires_at.remove(),
+            ],
+            condition,
+        )
+
+    def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
+        """pending or processing → cancelled. Raises ConflictError from any other state."""
+        return self._update(
+            timelapse_id,
+            [
+                TimelapseModel.status.set(Status.CANCELLED.value),
+                TimelapseModel.stage.remove(),
+                TimelapseModel.error.set(error.as_api()),
+                TimelapseModel.completed_at.set(_iso(utcnow())),
+                TimelapseModel.lease_owner.remove(),
+                TimelapseModel.lease_expires_at.remove(),
+            ],
+            TimelapseModel.status.is_in(Status.PENDING.value, Status.PROCESSING.value),
+        )

@@ -1,0 +1,191 @@
+"""Parsing and validating request bodies (pure). Each refusal is a domain error with a reason."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.domain.keys import VIDEO_EXTENSIONS, extension_for
+from chalicelib.domain.limits import Limits
+from chalicelib.domain.timelapse import Status
+from chalicelib.errors import TooLargeError, UnsupportedMediaError, ValidationError
+
+MAX_PROJECT_ID = 128
+MAX_FILENAME = 255
+MAX_URL = 2048
+MAX_PARTS_PER_REQUEST = 100
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    project_id: str
+    content_type: str
+    size_bytes: int
+    filename: str | None
+    duration_minutes: float | None
+    target_seconds: float
+    process: bool
+    callback_url: str | None
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object")
+    return body
+
+
+def _string(body: dict[str, Any], name: str, *, max_length: int, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise ValidationError(f"{name} is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{name} must be a non-empty string")
+    if len(value) > max_length:
+        raise ValidationError(f"{name} must be at most {max_length} characters")
+    return value
+
+
+def _number(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a number")
+    return float(value)
+
+
+def project_id(value: str) -> str:
+    if not value or len(value) > MAX_PROJECT_ID or any(ch in value for ch in "#/\\\n\r\t"):
+        raise ValidationError(
+            f"projectId must be 1–{MAX_PROJECT_ID} characters without '#', '/', '\\' or whitespace"
+        )
+    return value
+
+
+def content_type(value: str) -> str:
+    normalized = value.split(";")[0].strip().lower()
+    if not normalized.startswith("video/"):
+        raise UnsupportedMediaError(f"contentType {value!r} is not a video type")
+    if extension_for(normalized) is None:
+        known = ", ".join(sorted(VIDEO_EXTENSIONS))
+        raise UnsupportedMediaError(f"contentType {value!r} is not supported; use one of {known}")
+    return normalized
+
+
+def size_bytes(value: Any, limits: Limits) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("sizeBytes must be an integer number of bytes")
+    if value <= 0:
+        raise ValidationError("sizeBytes must be at least 1 byte")
+    if value > limits.max_upload_bytes:
+        raise TooLargeError(
+            f"sizeBytes {value} is over the maximum upload size of {limits.max_upload_bytes} bytes"
+        )
+    return value
+
+
+def target_seconds(value: float | None, limits: Limits) -> float:
+    if value is None:
+        return limits.default_target_seconds
+    if not limits.min_target_seconds <= value <= limits.max_target_seconds:
+        raise ValidationError(
+            f"targetSeconds must be between {limits.min_target_seconds:g} and "
+            f"{limits.max_target_seconds:g}"
+        )
+    return value
+
+
+def callback_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("https://", "http://")):
+        raise ValidationError("callbackUrl must be an http(s) URL")
+    return value
+
+
+def parse_create(body: Any, limits: Limits) -> CreateRequest:
+    body = _object(body)
+    project = project_id(_string(body, "projectId", max_length=MAX_PROJECT_ID, required=True) or "")
+    ctype = _string(body, "contentType", max_length=100, required=True) or ""
+    duration = _number(body, "durationMinutes")
+    if duration is not None and duration < 0:
+        raise ValidationError("durationMinutes must not be negative")
+    process = body.get("process", True)
+    if not isinstance(process, bool):
+        raise ValidationError("process must be true or false")
+    if "sizeBytes" not in body:
+        raise ValidationError("sizeBytes is required")
+    return CreateRequest(
+        project_id=project,
+        content_type=content_type(ctype),
+        size_bytes=size_bytes(body["sizeBytes"], limits),
+        filename=_string(body, "filename", max_length=MAX_FILENAME, required=False),
+        duration_minutes=duration,
+        target_seconds=target_seconds(_number(body, "targetSeconds"), limits),
+        process=process,
+        callback_url=callback_url(_string(body, "callbackUrl", max_length=MAX_URL, required=False)),
+    )
+
+
+def parse_part_numbers(body: Any, part_count: int) -> list[int]:
+    body = _object(body)
+    numbers = body.get("partNumbers")
+    if not isinstance(numbers, list) or not numbers:
+        raise ValidationError("partNumbers must be a non-empty list of integers")
+    if len(numbers) > MAX_PARTS_PER_REQUEST:
+        raise ValidationError(f"ask for at most {MAX_PARTS_PER_REQUEST} part URLs at a time")
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= part_count:
+            raise ValidationError(f"part numbers must be integers from 1 to {part_count}")
+    return sorted(set(numbers))
+
+
+def parse_completed_parts(body: Any, part_count: int) -> list[tuple[int, str]] | None:
+    """The client's list of (partNumber, etag), or None to let the server list the parts."""
+    if body is None:
+        return None
+    body = _object(body)
+    parts = body.get("parts")
+    if parts is None:
+        return None
+    if not isinstance(parts, list) or not parts:
+        raise ValidationError("parts must be a non-empty list of {partNumber, etag}")
+    result: dict[int, str] = {}
+    for part in parts:
+        if not isinstance(part, dict):
+            raise ValidationError("each part must be an object {partNumber, etag}")
+        number = part.get("partNumber", part.get("PartNumber"))
+        etag = part.get("etag", part.get("ETag"))
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= part_count:
+            raise ValidationError(f"partNumber must be an integer from 1 to {part_count}")
+        if not isinstance(etag, str) or not etag:
+            raise ValidationError(f"part {number} has no etag")
+        if number in result:
+            raise ValidationError(f"part {number} is listed twice")
+        result[number] = etag
+    return sorted(result.items())
+
+
+def parse_limit(raw: str | None, *, default: int = 50, maximum: int = 100) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValidationError("limit must be an integer") from exc
+    if not 1 <= value <= maximum:
+        raise ValidationError(f"limit must be between 1 and {maximum}")
+    return value
+
+
+def parse_status(raw: str | None) -> Status | None:
+    if raw is None:
+        return None
+    try:
+        return Status(raw)
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in Status)
+        raise ValidationError(f"status must be one of {allowed}") from exc

@@ -1,0 +1,108 @@
+"""The roles the use cases depend on. Adapters implement them; tests may pass their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from chalicelib.adapters.storage import ObjectInfo, PresignedUrl, StoredPart
+from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
+
+
+class TimelapseRepository(Protocol):
+    def create(self, timelapse: Timelapse) -> None: ...
+    def get(self, timelapse_id: str) -> Timelapse | None: ...
+    def get_owned(self, timelapse_id: str, owner_id: str) -> Timelapse: ...
+    def list_by_project(
+        self,
+        owner_id: str,
+        project_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: Status | None = None,
+    ) -> tuple[list[Timelapse], str | None]: ...
+    def scan_expired_leases(self, now: datetime) -> Iterator[Timelapse]: ...
+    def scan_stale_queued(self, before: datetime) -> Iterator[Timelapse]: ...
+    def delete(self, timelapse_id: str) -> None: ...
+    def mark_uploaded(self, timelapse_id: str, *, queue: bool) -> Timelapse: ...
+    def requeue(self, timelapse_id: str) -> Timelapse: ...
+    def claim(self, timelapse_id: str, token: str, lease_seconds: float) -> Timelapse: ...
+    def heartbeat(
+        self,
+        timelapse_id: str,
+        token: str,
+        lease_seconds: float,
+        *,
+        stage: Stage | None = None,
+        progress: int | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> Timelapse: ...
+    def complete(
+        self,
+        timelapse_id: str,
+        token: str,
+        *,
+        processed_video_key: str,
+        poster_key: str,
+        output: dict[str, Any],
+    ) -> Timelapse: ...
+    def fail(self, timelapse_id: str, token: str, error: ErrorInfo) -> Timelapse: ...
+    def fail_pending(self, timelapse_id: str, error: ErrorInfo) -> Timelapse: ...
+    def expire_lease(
+        self, timelapse_id: str, token: str, now: datetime, *, retry: bool, error: ErrorInfo
+    ) -> Timelapse: ...
+    def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse: ...
+
+
+class Storage(Protocol):
+    bucket: str
+
+    def presign_put(
+        self, key: str, *, content_type: str, size_bytes: int, seconds: int
+    ) -> PresignedUrl: ...
+    def presign_part(
+        self, key: str, upload_id: str, part_number: int, seconds: int
+    ) -> PresignedUrl: ...
+    def presign_get(
+        self, key: str, seconds: int, *, filename: str | None = None
+    ) -> PresignedUrl: ...
+    def presign_request(
+        self, method: str, params: dict[str, Any], seconds: int
+    ) -> PresignedUrl: ...
+    def create_multipart(
+        self, key: str, *, content_type: str, metadata: dict[str, str]
+    ) -> str: ...
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart]: ...
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
+    ) -> None: ...
+    def abort_multipart(self, key: str, upload_id: str) -> None: ...
+    def head(self, key: str) -> ObjectInfo | None: ...
+    def delete(self, *keys: str) -> None: ...
+    def upload_file(
+        self,
+        path: Path,
+        key: str,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None: ...
+
+
+class WorkQueue(Protocol):
+    def send_process(self, timelapse_id: str) -> None: ...
+
+
+class Notifier(Protocol):
+    """Told of every terminal state (webhooks hang off this)."""
+
+    def timelapse_ended(self, timelapse: Timelapse) -> None: ...
+
+
+class NoNotifier:
+    def timelapse_ended(self, timelapse: Timelapse) -> None:
+        return None

@@ -1,0 +1,278 @@
+"""Use cases behind the HTTP API: create, upload, read, list, cancel, process, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.domain import requests
+from chalicelib.domain.keys import original_key, poster_key, timelapse_key
+from chalicelib.domain.keys import new_timelapse_id as _new_id
+from chalicelib.domain.limits import Limits
+from chalicelib.domain.parts import plan_parts
+from chalicelib.domain.timelapse import (
+    ErrorInfo,
+    Stage,
+    Status,
+    Timelapse,
+    UploadInfo,
+    UploadMethod,
+    can_requeue,
+    iso,
+    utcnow,
+)
+from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.services.ports import Notifier, Storage, TimelapseRepository, WorkQueue
+
+FIRST_PART_URLS = 100
+CANCELLED = ErrorInfo("cancelled", "Cancelled by its owner.")
+
+
+@dataclass
+class TimelapseService:
+    records: TimelapseRepository
+    storage: Storage
+    queue: WorkQueue
+    limits: Limits
+    notifier: Notifier
+    # False where storage sends no ObjectCreated events (Cloudflare R2): the API enqueues instead.
+    storage_events: bool = True
+
+    # --- create and upload --------------------------------------------------------------------
+
+    def create(self, owner_id: str, body: Any) -> dict[str, Any]:
+        request = requests.parse_create(body, self.limits)
+        timelapse_id = _new_id()
+        key = original_key(timelapse_id, request.content_type)
+        multipart = request.size_bytes > self.limits.multipart_threshold_bytes
+        upload_info = UploadInfo(UploadMethod.PUT)
+        if multipart:
+            plan = plan_parts(request.size_bytes, self.limits)
+            upload_id = self.storage.create_multipart(
+                key,
+                content_type=request.content_type,
+                metadata=_metadata(timelapse_id, "multipart", request.size_bytes),
+            )
+            upload_info = UploadInfo(
+                UploadMethod.MULTIPART, upload_id, plan.part_size, plan.part_count
+            )
+        now = utcnow()
+        timelapse = Timelapse(
+            id=timelapse_id,
+            owner_id=owner_id,
+            project_id=request.project_id,
+            status=Status.PENDING,
+            stage=Stage.AWAITING_UPLOAD,
+            content_type=request.content_type,
+            size_bytes=request.size_bytes,
+            original_video_key=key,
+            created_at=now,
+            updated_at=now,
+            upload=upload_info,
+            process=request.process,
+            filename=request.filename,
+            duration_minutes=request.duration_minutes,
+            target_seconds=request.target_seconds,
+            callback_url=request.callback_url,
+        )
+        self.records.create(timelapse)
+        return {"timelapse": timelapse.as_api(), "upload": self._upload_instructions(timelapse)}
+
+    def _upload_instructions(self, timelapse: Timelapse) -> dict[str, Any]:
+        seconds = self.limits.upload_url_seconds
+        upload = timelapse.upload
+        if upload.method is UploadMethod.PUT:
+            signed = self.storage.presign_put(
+                timelapse.original_video_key,
+                content_type=timelapse.content_type,
+                size_bytes=timelapse.size_bytes,
+                seconds=seconds,
+            )
+            return {
+                "method": "PUT",
+                "url": signed.url,
+                "headers": {"Content-Type": timelapse.content_type},
+                "expiresAt": iso(signed.expires_at),
+            }
+        assert upload.upload_id and upload.part_count and upload.part_size
+        first = range(1, min(upload.part_count, FIRST_PART_URLS) + 1)
+        parts = self._part_urls(timelapse, list(first))
+        return {
+            "method": "multipart",
+            "uploadId": upload.upload_id,
+            "partSize": upload.part_size,
+            "partCount": upload.part_count,
+            **parts,
+        }
+
+    def _part_urls(self, timelapse: Timelapse, numbers: list[int]) -> dict[str, Any]:
+        upload_id = timelapse.upload.upload_id
+        assert upload_id
+        seconds = self.limits.upload_url_seconds
+        signed = [
+            (n, self.storage.presign_part(timelapse.original_video_key, upload_id, n, seconds))
+            for n in numbers
+        ]
+        expires = min((s.expires_at for _, s in signed), default=utcnow())
+        return {
+            "parts": [{"partNumber": n, "url": s.url} for n, s in signed],
+            "expiresAt": iso(expires),
+        }
+
+    def _awaiting_multipart(self, owner_id: str, timelapse_id: str) -> Timelapse:
+        timelapse = self.records.get_owned(timelapse_id, owner_id)
+        if not timelapse.is_multipart:
+            raise ConflictError("this timelapse was created for a single PUT upload, not multipart")
+        if timelapse.status is not Status.PENDING or timelapse.stage is not Stage.AWAITING_UPLOAD:
+            raise ConflictError(
+                f"the upload is over: the timelapse is {timelapse.status.value}"
+                + (f" ({timelapse.stage.value})" if timelapse.stage else "")
+            )
+        return timelapse
+
+    def sign_parts(self, owner_id: str, timelapse_id: str, body: Any) -> dict[str, Any]:
+        timelapse = self._awaiting_multipart(owner_id, timelapse_id)
+        assert timelapse.upload.part_count
+        numbers = requests.parse_part_numbers(body, timelapse.upload.part_count)
+        return self._part_urls(timelapse, numbers)
+
+    def upload_status(self, owner_id: str, timelapse_id: str) -> dict[str, Any]:
+        timelapse = self._awaiting_multipart(owner_id, timelapse_id)
+        upload = timelapse.upload
+        assert upload.upload_id
+        stored = self.storage.list_parts(timelapse.original_video_key, upload.upload_id)
+        return {
+            "uploadId": upload.upload_id,
+            "partSize": upload.part_size,
+            "partCount": upload.part_count,
+            "parts": [part.as_api() for part in stored],
+        }
+
+    def complete_upload(self, owner_id: str, timelapse_id: str, body: Any) -> dict[str, Any]:
+        timelapse = self._awaiting_multipart(owner_id, timelapse_id)
+        upload = timelapse.upload
+        assert upload.upload_id and upload.part_count
+        key = timelapse.original_video_key
+        wanted = requests.parse_completed_parts(body, upload.part_count)
+        stored = {p.part_number: p for p in self.storage.list_parts(key, upload.upload_id)}
+        total = sum(p.size for p in stored.values())
+        if total > timelapse.size_bytes:
+            # More bytes than declared: refuse for good, so nothing unexpected gets rendered.
+            self.storage.abort_multipart(key, upload.upload_id)
+            message = (
+                f"The upload holds {total} bytes but {timelapse.size_bytes} were declared; "
+                "it was discarded."
+            )
+            failed = self.records.fail_pending(timelapse_id, ErrorInfo("size_mismatch", message))
+            self.notifier.timelapse_ended(failed)
+            raise ValidationError(message)
+        parts = wanted or sorted((n, p.etag) for n, p in stored.items())
+        missing = sorted(set(range(1, upload.part_count + 1)) - {n for n, _ in parts})
+        if missing or total < timelapse.size_bytes:
+            raise ValidationError(
+                f"the upload is incomplete: storage holds {total} of {timelapse.size_bytes} bytes"
+                + (f"; missing parts {missing[:20]}" if missing else "")
+            )
+        self.storage.complete_multipart(key, upload.upload_id, parts)
+        if not self.storage_events:
+            timelapse = self._queue_uploaded(timelapse)
+        return {"timelapse": timelapse.as_api()}
+
+    # --- read ---------------------------------------------------------------------------------
+
+    def get(self, owner_id: str, timelapse_id: str) -> dict[str, Any]:
+        timelapse = self.records.get_owned(timelapse_id, owner_id)
+        seconds = self.limits.download_url_seconds
+        urls: dict[str, str | None] = {
+            "video": self.storage.presign_get(timelapse.video_key, seconds).url,
+            "original": self.storage.presign_get(
+                timelapse.original_video_key, seconds, filename=timelapse.filename
+            ).url,
+            "poster": None,
+        }
+        if timelapse.poster_key:
+            urls["poster"] = self.storage.presign_get(timelapse.poster_key, seconds).url
+        return {**timelapse.as_api(), "urls": urls}
+
+    def list_project(
+        self, owner_id: str, project_id: str, query: dict[str, str]
+    ) -> dict[str, Any]:
+        items, cursor = self.records.list_by_project(
+            owner_id,
+            requests.project_id(project_id),
+            limit=requests.parse_limit(query.get("limit")),
+            cursor=query.get("cursor") or None,
+            status=requests.parse_status(query.get("status")),
+        )
+        return {"items": [item.as_api() for item in items], "nextCursor": cursor}
+
+    # --- change -------------------------------------------------------------------------------
+
+    def cancel(self, owner_id: str, timelapse_id: str) -> Timelapse:
+        timelapse = self.records.get_owned(timelapse_id, owner_id)
+        if timelapse.status is Status.CANCELLED:
+            return timelapse
+        try:
+            cancelled = self.records.cancel(timelapse_id, CANCELLED)
+        except ConflictError:
+            now = self.records.get_owned(timelapse_id, owner_id)
+            if now.status is Status.CANCELLED:
+                return now
+            raise ConflictError(f"a {now.status.value} timelapse cannot be cancelled") from None
+        if timelapse.stage is Stage.AWAITING_UPLOAD and timelapse.upload.upload_id:
+            self.storage.abort_multipart(timelapse.original_video_key, timelapse.upload.upload_id)
+        # A running worker sees the cancel at its next heartbeat, stops ffmpeg and cleans up.
+        self.notifier.timelapse_ended(cancelled)
+        return cancelled
+
+    def process(self, owner_id: str, timelapse_id: str) -> Timelapse:
+        timelapse = self.records.get_owned(timelapse_id, owner_id)
+        if timelapse.status is Status.PENDING and timelapse.stage is Stage.AWAITING_UPLOAD:
+            return self._queue_uploaded(timelapse)
+        if not can_requeue(timelapse):
+            state = timelapse.status.value + (f"/{timelapse.stage.value}" if timelapse.stage else "")
+            raise ConflictError(f"the timelapse is {state}; only a failed, cancelled or idle one "
+                                "can be processed again")
+        self._require_original(timelapse)
+        requeued = self.records.requeue(timelapse_id)
+        self.queue.send_process(timelapse_id)
+        return requeued
+
+    def _require_original(self, timelapse: Timelapse) -> int:
+        found = self.storage.head(timelapse.original_video_key)
+        if found is None:
+            raise ConflictError("no original video has been uploaded for this timelapse")
+        return found.size
+
+    def _queue_uploaded(self, timelapse: Timelapse) -> Timelapse:
+        """awaiting_upload → queued once the object is really there (no bucket events: R2)."""
+        size = self._require_original(timelapse)
+        if size != timelapse.size_bytes:
+            raise ConflictError(
+                f"storage holds {size} bytes, not the declared {timelapse.size_bytes}: "
+                "the upload is not finished"
+            )
+        queued = self.records.mark_uploaded(timelapse.id, queue=timelapse.process)
+        if timelapse.process:
+            self.queue.send_process(timelapse.id)
+        return queued
+
+    def delete(self, owner_id: str, timelapse_id: str) -> None:
+        timelapse = self.records.get_owned(timelapse_id, owner_id)
+        if timelapse.status in {Status.PENDING, Status.PROCESSING}:
+            try:
+                self.cancel(owner_id, timelapse_id)
+            except (ConflictError, NotFoundError):
+                pass  # it reached a terminal state meanwhile; delete it all the same
+        timelapse = self.records.get(timelapse_id) or timelapse
+        if timelapse.upload.upload_id:
+            self.storage.abort_multipart(timelapse.original_video_key, timelapse.upload.upload_id)
+        self.records.delete(timelapse_id)
+        # The fixed output keys, not the record's: a worker may have written them before it lost.
+        self.storage.delete(
+            timelapse.original_video_key, timelapse_key(timelapse_id), poster_key(timelapse_id)
+        )
+
+
+def _metadata(timelapse_id: str, method: str, size: int) -> dict[str, str]:
+    return {"timelapse-id": timelapse_id, "upload-method": method, "file-size": str(size)}
