@@ -1,0 +1,109 @@
+"""A tiny HTTP server with Range support that counts the bytes it sends, standing in for S3 GETs."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class ByteCounter:
+    def __init__(self) -> None:
+        self.bytes_sent = 0
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def add(self, sent: int) -> None:
+        with self._lock:
+            self.bytes_sent += sent
+
+    def request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.bytes_sent = 0
+            self.requests = 0
+
+
+def _handler(root: Path, counter: ByteCounter) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = root / self.path.split("?", 1)[0].lstrip("/")
+            if not path.is_file() or root not in path.resolve().parents:
+                self.send_error(404)
+                return
+            counter.request()
+            size = path.stat().st_size
+            start, end = 0, size - 1
+            match = _RANGE.fullmatch(self.headers.get("Range", ""))
+            if match and (match[1] or match[2]):
+                if match[1]:
+                    start = int(match[1])
+                    end = int(match[2]) if match[2] else size - 1
+                else:
+                    start = max(0, size - int(match[2]))
+                end = min(end, size - 1)
+                if start >= size:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            else:
+                self.send_response(200)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(end - start + 1))
+            self.end_headers()
+            self._send(path, start, end - start + 1)
+
+        def _send(self, path: Path, start: int, length: int) -> None:
+            with path.open("rb") as source:
+                source.seek(start)
+                while length > 0:
+                    chunk = source.read(min(length, 256 * 1024))
+                    if not chunk:
+                        return
+                    try:
+                        self.wfile.write(chunk)
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                    counter.add(len(chunk))
+                    length -= len(chunk)
+
+    return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # ffmpeg drops connections when it seeks; that is not an error
+
+
+@contextmanager
+def serve_directory(root: Path) -> Iterator[tuple[str, ByteCounter]]:
+    """Serve `root` on 127.0.0.1; yields the base URL and the byte counter."""
+    counter = ByteCounter()
+    server = _QuietServer(("127.0.0.1", 0), _handler(root.resolve(), counter))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", counter
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,242 @@
+"""Probing a source with ffmpeg alone (imageio-ffmpeg ships no ffprobe).
+
+One ffmpeg run opens the input through the hardened options, prints the container and stream
+description on stderr (format, duration, size, frame rate, codec, display matrix), and copies the
+first real video stream's *keyframe* packets to ``framecrc`` on stdout: their timestamps give the
+keyframe spacing. The mov demuxer honours ``-discard nokey`` and skips the other samples' bytes
+altogether; other demuxers pass every packet, whose flags still tell keyframes apart. The scan
+stops after a few dozen keyframes or a couple of minutes of video, so probing stays cheap on long
+files and over HTTP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from chalicelib.domain.plan import SourceInfo
+from chalicelib.errors import InvalidMediaError, RenderError
+from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason
+
+KEYFRAME_SCAN_SECONDS = 120
+KEYFRAME_SCAN_MAX = 24
+
+NOT_A_VIDEO = "This file is not a video lapse can read. Upload an MP4, MOV, MKV, WebM or AVI video."
+DAMAGED = "This video cannot be read; it may be damaged or incomplete."
+NO_VIDEO = "This file has no video stream (it may be audio only)."
+
+_INPUT = re.compile(r"^Input #0, (?P<format>.+?), from ", re.MULTILINE)
+_DURATION = re.compile(r"Duration: (?:(?P<h>\d+):(?P<m>\d+):(?P<s>[\d.]+)|N/A)")
+_STREAM = re.compile(r"^\s*Stream #0:(?P<index>\d+)\S*: (?P<kind>\w+): (?P<rest>.*)$")
+_CODEC = re.compile(r"^(?P<codec>[\w-]+)")
+_SIZE = re.compile(r", (?P<w>\d{1,6})x(?P<h>\d{1,6})(?=[ ,\[]|$)")
+_FPS = re.compile(r", (?P<v>[\d.]+)(?P<k>k?) (?:fps|tbr)")
+_ROTATION = re.compile(r"rotation of (?P<deg>-?[\d.]+) degrees", re.IGNORECASE)
+_TIME_BASE = re.compile(r"^#tb 0: (?P<num>\d+)/(?P<den>\d+)")
+_PACKET = re.compile(r"^0,\s*-?\d+,\s*(?P<pts>-?\d+),\s*\d+,\s*\d+,\s*0x[0-9a-f]+(?P<flags>.*)$")
+_FLAGS = re.compile(r"F=0x(?P<flags>[0-9A-Fa-f]+)")
+
+_DAMAGE_SIGNS = ("moov atom not found", "End of file", "EBML header parsing failed", "truncated")
+_REFUSAL_SIGNS = (
+    "not on whitelist",
+    "Invalid data found",
+    "Unknown input format",
+    "Invalid argument",
+)
+
+
+@dataclass
+class _VideoStream:
+    index: int
+    codec: str
+    width: int
+    height: int
+    fps: float
+    rotation: int
+
+
+@dataclass
+class _KeyframeScan:
+    time_base: Fraction = Fraction(1, 1)
+    times: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def probe(
+    source: str,
+    *,
+    ffmpeg: str,
+    timeout_seconds: float = 60.0,
+    max_pixels: int | None = None,
+) -> SourceInfo:
+    """Describe `source` (local path or http(s) URL); raise InvalidMediaError if not a video."""
+    command = [
+        *base_args(ffmpeg),
+        "-discard",
+        "nokey",
+        "-t",
+        str(KEYFRAME_SCAN_SECONDS),
+        *input_args(source, max_pixels=max_pixels),
+        "-map",
+        "0:V:0?",
+        "-c",
+        "copy",
+        "-f",
+        "framecrc",
+        "pipe:1",
+    ]
+    stderr, scan = _run_scan(command, timeout_seconds)
+    return _describe(source, stderr, scan)
+
+
+def _run_scan(command: list[str], timeout_seconds: float) -> tuple[str, _KeyframeScan]:
+    scan = _KeyframeScan()
+    timed_out = threading.Event()
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL
+        )
+
+        def on_timeout() -> None:
+            timed_out.set()
+            process.kill()
+
+        timer = threading.Timer(timeout_seconds, on_timeout)
+        timer.start()
+        try:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                if _read_packet_line(raw.decode("ascii", "replace"), scan):
+                    scan.stopped_early = True
+                    process.kill()
+                    break
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    if timed_out.is_set():
+        raise RenderError(f"Reading the video took longer than {timeout_seconds:.0f} seconds.")
+    return stderr, scan
+
+
+def _read_packet_line(line: str, scan: _KeyframeScan) -> bool:
+    """Record a keyframe from one framecrc line; True once enough keyframes are seen."""
+    if match := _TIME_BASE.match(line):
+        scan.time_base = Fraction(int(match["num"]), int(match["den"]))
+        return False
+    match = _PACKET.match(line)
+    if match is None:
+        return False
+    flags = _FLAGS.search(match["flags"])
+    if flags is not None and not int(flags["flags"], 16) & 1:
+        return False
+    scan.times.append(float(int(match["pts"]) * scan.time_base))
+    return len(scan.times) >= KEYFRAME_SCAN_MAX
+
+
+def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
+    input_match = _INPUT.search(stderr)
+    if input_match is None:
+        raise _open_failure(stderr)
+    video = _first_video_stream(stderr)
+    if video is None:
+        raise InvalidMediaError(NO_VIDEO)
+    duration = _duration(stderr)
+    if duration is None:
+        raise InvalidMediaError("This video does not state its length; it may be incomplete.")
+    interval, count = _keyframe_spacing(scan, duration)
+    return SourceInfo(
+        width=video.width,
+        height=video.height,
+        rotation=video.rotation,
+        fps=video.fps,
+        duration_seconds=duration,
+        codec=video.codec,
+        format_name=input_match["format"],
+        size_bytes=None if is_url(source) else os.path.getsize(source),
+        keyframe_interval_seconds=interval,
+        keyframe_count=count,
+        stream_index=video.index,
+    )
+
+
+def _open_failure(stderr: str) -> Exception:
+    reason = stderr_reason(stderr)
+    if any(sign in stderr for sign in _DAMAGE_SIGNS):
+        return InvalidMediaError(DAMAGED)
+    if any(sign in stderr for sign in _REFUSAL_SIGNS):
+        return InvalidMediaError(NOT_A_VIDEO)
+    if "No such file" in stderr:
+        return RenderError(f"The source could not be opened: {reason}")
+    if "Server returned" in stderr or "HTTP error" in stderr:
+        return RenderError(f"The source could not be downloaded: {reason}")
+    return InvalidMediaError(f"{NOT_A_VIDEO} ({reason})")
+
+
+def _first_video_stream(stderr: str) -> _VideoStream | None:
+    lines = stderr.splitlines()
+    for number, line in enumerate(lines):
+        match = _STREAM.match(line)
+        if match is None or match["kind"] != "Video" or "(attached pic)" in line:
+            continue
+        rest = match["rest"]
+        size = _SIZE.search(rest)
+        codec = _CODEC.match(rest)
+        if size is None or codec is None:
+            continue
+        return _VideoStream(
+            index=int(match["index"]),
+            codec=codec["codec"],
+            width=int(size["w"]),
+            height=int(size["h"]),
+            fps=_fps(rest),
+            rotation=_rotation(lines[number + 1 :]),
+        )
+    return None
+
+
+def _fps(rest: str) -> float:
+    match = _FPS.search(rest)
+    if match is None:
+        return 0.0
+    value = float(match["v"])
+    return value * 1000 if match["k"] else value
+
+
+def _rotation(following: list[str]) -> int:
+    """Clockwise degrees from the display matrix (which ffmpeg states counter-clockwise)."""
+    for line in following:
+        if _STREAM.match(line) or line.startswith(("Output #", "Stream mapping")):
+            break
+        if match := _ROTATION.search(line):
+            return round(-float(match["deg"]) / 90) * 90 % 360
+    return 0
+
+
+def _duration(stderr: str) -> float | None:
+    match = _DURATION.search(stderr)
+    if match is None or match["h"] is None:
+        return None
+    return int(match["h"]) * 3600 + int(match["m"]) * 60 + float(match["s"])
+
+
+def _keyframe_spacing(scan: _KeyframeScan, duration: float) -> tuple[float | None, int | None]:
+    """The largest gap between keyframes seen, counting the unscanned tail of the window as one."""
+    if not scan.times:
+        return None, 0
+    times = sorted(scan.times)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    if not scan.stopped_early:
+        window_end = min(duration, float(KEYFRAME_SCAN_SECONDS))
+        gaps.append(window_end - times[-1])
+    largest = max(gaps) if gaps else duration
+    return (largest if largest > 0 else None), len(times)

@@ -1,0 +1,260 @@
+"""Rendering a planned timelapse with one ffmpeg process, and the poster from its output.
+
+The process is watched from this thread: progress comes from ``-progress`` on stdout (a reader
+thread), and every quarter second the caller's `should_stop` and the deadline are checked. Whatever
+happens, ffmpeg is killed and reaped before this module returns or raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from chalicelib.domain.plan import RenderPlan
+from chalicelib.errors import DeadlineExceeded, RenderCancelled, RenderError
+from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason, stderr_tail
+from chalicelib.media.probe import probe
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+KILL_GRACE_SECONDS = 1.0
+_DOWNLOAD_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """The output as measured from the file, not as planned."""
+
+    width: int
+    height: int
+    fps: float
+    duration_seconds: float
+    frame_count: int
+    size_bytes: int
+
+
+def render_timelapse(
+    source: str,
+    output_path: Path,
+    plan: RenderPlan,
+    *,
+    ffmpeg: str,
+    work_dir: Path,
+    on_progress: Callable[[int], None],
+    should_stop: Callable[[], bool],
+    deadline: float | None = None,
+) -> RenderResult:
+    """Render `plan` from `source` (local path or http(s) URL) into `output_path` (MP4)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    watch = _Watch(should_stop, deadline)
+    if is_url(source) and plan.download_first:
+        source = str(_download(source, work_dir / "source", watch))
+    command = build_render_command(source, output_path, plan, ffmpeg=ffmpeg)
+    frames = _run(command, work_dir / "ffmpeg-render.log", plan.frame_count, on_progress, watch)
+    if not output_path.exists() or output_path.stat().st_size == 0:
+        raise RenderError("ffmpeg produced no output for this video.")
+    if frames == 0:
+        raise RenderError("No frame of this video could be decoded.")
+    info = probe(str(output_path), ffmpeg=ffmpeg)
+    on_progress(100)
+    return RenderResult(
+        width=info.display_width,
+        height=info.display_height,
+        fps=info.fps,
+        duration_seconds=info.duration_seconds,
+        frame_count=frames,
+        size_bytes=output_path.stat().st_size,
+    )
+
+
+def build_render_command(
+    source: str, output_path: Path, plan: RenderPlan, *, ffmpeg: str, loglevel: str = "error"
+) -> list[str]:
+    """The ffmpeg argument list for `plan`; the benchmark runs it as is."""
+    keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
+    filters = ",".join(
+        [
+            f"select='{plan.select_expression}'",
+            f"scale={plan.output_width}:{plan.output_height}",
+            "setsar=1",
+            "format=yuv420p",
+            f"setpts=N/{plan.output_fps}/TB",
+        ]
+    )
+    return [
+        *base_args(ffmpeg),
+        "-loglevel",
+        loglevel,
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        "0.5",
+        *(keyframes_only if plan.strategy == "keyframes" else []),
+        "-threads",
+        str(plan.threads),
+        *input_args(source, max_pixels=plan.max_pixels),
+        "-map",
+        f"0:{plan.stream_index}",
+        "-an",
+        "-sn",
+        "-dn",
+        "-map_metadata",
+        "-1",
+        "-vf",
+        filters,
+        "-frames:v",
+        str(plan.frame_count),
+        "-r",
+        str(plan.output_fps),
+        "-c:v",
+        "libx264",
+        "-preset",
+        plan.preset,
+        "-crf",
+        str(plan.crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        str(output_path),
+    ]
+
+
+def make_poster(video_path: Path, poster_path: Path, *, ffmpeg: str, at_seconds: float) -> None:
+    """Write a JPEG of the frame at `at_seconds` of `video_path` (the rendered output)."""
+    command = [
+        *base_args(ffmpeg),
+        "-loglevel",
+        "error",
+        "-ss",
+        f"{max(0.0, at_seconds):.3f}",
+        *input_args(str(video_path)),
+        "-frames:v",
+        "1",
+        "-q:v",
+        "3",
+        "-update",
+        "1",
+        "-f",
+        "image2",
+        str(poster_path),
+    ]
+    completed = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    if completed.returncode != 0 or not poster_path.exists() or poster_path.stat().st_size == 0:
+        stderr = completed.stderr.decode("utf-8", "replace")
+        logger.warning("poster failed: %s", stderr_tail(stderr))
+        raise RenderError(f"The poster could not be made: {stderr_reason(stderr)}")
+
+
+class _Watch:
+    """The caller's stop conditions, checked between chunks of work."""
+
+    def __init__(self, should_stop: Callable[[], bool], deadline: float | None) -> None:
+        self._should_stop = should_stop
+        self._deadline = deadline
+
+    def check(self) -> None:
+        if self._should_stop():
+            raise RenderCancelled("The render was stopped.")
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise DeadlineExceeded(
+                "This video takes too long to render in the time available; "
+                "try a shorter video or a lower resolution."
+            )
+
+
+class _Progress:
+    """Frames ffmpeg reports through ``-progress``; read on a thread so stdout never fills."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.frames = 0
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key == "frame" and value.isdigit():
+                self.frames = max(self.frames, int(value))
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+
+
+def _run(
+    command: list[str],
+    log_path: Path,
+    planned_frames: int,
+    on_progress: Callable[[int], None],
+    watch: _Watch,
+) -> int:
+    """Run ffmpeg to completion under `watch`; return the frames it wrote."""
+    reported = -1
+    with log_path.open("w+b") as log, _running(command, log) as process:
+        assert process.stdout is not None
+        progress = _Progress(process.stdout)
+        while process.poll() is None:
+            watch.check()
+            percent = min(99, progress.frames * 100 // max(1, planned_frames))
+            if percent > reported:
+                reported = percent
+                on_progress(percent)
+            time.sleep(POLL_SECONDS)
+        progress.join()
+        if process.returncode != 0:
+            log.seek(0)
+            stderr = log.read().decode("utf-8", "replace")
+            logger.warning("ffmpeg failed (%s): %s", process.returncode, stderr_tail(stderr))
+            raise RenderError(f"ffmpeg could not render this video: {stderr_reason(stderr)}")
+        return progress.frames
+
+
+@contextmanager
+def _running(command: list[str], log: IO[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ffmpeg; on leaving, whatever the reason, make sure it is dead and reaped."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
+    )
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _download(url: str, directory: Path, watch: _Watch) -> Path:
+    """Copy a source whose container seeks poorly over HTTP (AVI) into the job's folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "source.bin"
+    request = urllib.request.Request(url, headers={"User-Agent": "lapse"})  # noqa: S310 - http(s) only
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response, target.open("wb") as out:  # noqa: S310
+            while chunk := response.read(_DOWNLOAD_CHUNK):
+                out.write(chunk)
+                watch.check()
+    except OSError as exc:
+        raise RenderError(f"The source could not be downloaded: {exc}") from exc
+    return target

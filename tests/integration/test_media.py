@@ -1,0 +1,277 @@
+"""The render engine against real ffmpeg, on small clips generated with lavfi's testsrc2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.range_server import serve_directory
+from chalicelib.domain.limits import Limits
+from chalicelib.domain.plan import plan_timelapse
+from chalicelib.errors import DeadlineExceeded, InvalidMediaError, RenderCancelled
+from chalicelib.media.ffmpeg import locate_ffmpeg
+from chalicelib.media.probe import probe
+from chalicelib.media.render import RenderResult, make_poster, render_timelapse
+
+LIMITS = Limits()
+FFMPEG = locate_ffmpeg(os.environ.get("LAPSE_FFMPEG"))
+
+
+def make_clip(
+    path: Path,
+    *,
+    size: str = "320x180",
+    seconds: float = 4,
+    gop: int = 30,
+    extra_in: list[str] | None = None,
+    extra_out: list[str] | None = None,
+) -> Path:
+    command = [
+        FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+        *(extra_in or []),
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-c:a", "aac",
+        *(extra_out or ["-pix_fmt", "yuv420p"]),
+        str(path),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, timeout=60)
+    return path
+
+
+def rotate(source: Path, path: Path, *, degrees: int) -> Path:
+    """Tag `source` with a display matrix (counter-clockwise `degrees`) without re-encoding."""
+    subprocess.run(
+        [FFMPEG, "-nostdin", "-y", "-loglevel", "error", "-display_rotation", str(degrees),
+         "-i", str(source), "-c", "copy", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("clips")
+    return {
+        "plain": make_clip(root / "plain.mp4", seconds=20, gop=15),
+        "short": make_clip(root / "short.mp4", seconds=5),
+        "rotated": rotate(make_clip(root / "upright.mp4"), root / "rotated.mp4", degrees=90),
+        "odd": make_clip(
+            root / "odd.mkv", size="853x481", extra_out=["-pix_fmt", "yuv444p"], seconds=3
+        ),
+        "big": make_clip(root / "big.mp4", size="2560x1440", seconds=2),
+        "long_gop": make_clip(root / "long_gop.mp4", seconds=10, gop=1000),
+        "webm": make_clip(root / "clip.webm", seconds=3, extra_out=["-c:v", "libvpx-vp9",
+                          "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"]),
+    }  # fmt: skip
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path / "work"
+
+
+def render(
+    source: Path | str, out: Path, target: float, work_dir: Path, **kw: object
+) -> RenderResult:
+    info = probe(str(source), ffmpeg=FFMPEG)
+    plan = plan_timelapse(info, target, LIMITS)
+    progress: list[int] = []
+    result = render_timelapse(
+        str(source), out, plan, ffmpeg=FFMPEG, work_dir=work_dir,
+        on_progress=progress.append, should_stop=lambda: False, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert progress == sorted(progress)
+    assert progress[-1] == 100
+    return result
+
+
+def ffmpeg_children() -> list[str]:
+    """ffmpeg processes this test process started and has not reaped."""
+    found: list[str] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            comm = Path(f"/proc/{child}/comm")
+            if comm.exists() and "ffmpeg" in comm.read_text():
+                found.append(child)
+    return found
+
+
+def test_probe_reads_size_rate_duration_codec_and_keyframes(clips: dict[str, Path]):
+    info = probe(str(clips["plain"]), ffmpeg=FFMPEG)
+
+    assert (info.width, info.height, info.rotation) == (320, 180, 0)
+    assert info.fps == pytest.approx(30)
+    assert info.duration_seconds == pytest.approx(20, abs=0.1)
+    assert info.codec == "h264"
+    assert info.format_name.startswith("mov,mp4")
+    assert info.size_bytes == clips["plain"].stat().st_size
+    assert info.keyframe_interval_seconds == pytest.approx(0.5)
+    assert info.keyframe_count == 24
+
+
+def test_probe_reports_the_display_rotation(clips: dict[str, Path]):
+    info = probe(str(clips["rotated"]), ffmpeg=FFMPEG)
+
+    assert info.rotation == 270
+    assert (info.display_width, info.display_height) == (180, 320)
+
+
+def test_a_long_gop_has_one_keyframe_and_decodes_everything(clips: dict[str, Path]):
+    info = probe(str(clips["long_gop"]), ffmpeg=FFMPEG)
+
+    assert info.keyframe_count == 1
+    assert plan_timelapse(info, 1, LIMITS).strategy == "decode_all"
+
+
+def test_keyframes_strategy_renders_the_planned_frames(clips: dict[str, Path], tmp_path: Path):
+    info = probe(str(clips["plain"]), ffmpeg=FFMPEG)
+    assert plan_timelapse(info, 1, LIMITS).strategy == "keyframes"
+
+    result = render(clips["plain"], tmp_path / "out.mp4", 1, tmp_path / "w")
+
+    assert result.frame_count == 30
+    assert result.duration_seconds == pytest.approx(1.0, abs=0.05)
+    assert (result.width, result.height, result.fps) == (320, 180, 30)
+    assert result.size_bytes == (tmp_path / "out.mp4").stat().st_size
+
+
+def test_a_five_second_clip_with_a_thirty_second_target_stays_five_seconds(
+    clips: dict[str, Path], tmp_path: Path
+):
+    result = render(clips["short"], tmp_path / "out.mp4", 30, tmp_path / "w")
+
+    assert result.frame_count == 150
+    assert result.duration_seconds == pytest.approx(5.0, abs=0.05)
+
+
+def test_rotation_is_applied(clips: dict[str, Path], tmp_path: Path):
+    result = render(clips["rotated"], tmp_path / "out.mp4", 2, tmp_path / "w")
+
+    assert (result.width, result.height) == (180, 320)
+    assert probe(str(tmp_path / "out.mp4"), ffmpeg=FFMPEG).rotation == 0
+
+
+def test_odd_sizes_render_even(clips: dict[str, Path], tmp_path: Path):
+    result = render(clips["odd"], tmp_path / "out.mp4", 1, tmp_path / "w")
+
+    assert (result.width, result.height) == (852, 480)
+
+
+def test_large_frames_are_scaled_to_1920(clips: dict[str, Path], tmp_path: Path):
+    result = render(clips["big"], tmp_path / "out.mp4", 1, tmp_path / "w")
+
+    assert (result.width, result.height) == (1920, 1080)
+
+
+def test_webm_renders(clips: dict[str, Path], tmp_path: Path):
+    result = render(clips["webm"], tmp_path / "out.mp4", 1, tmp_path / "w")
+
+    assert result.frame_count == 30
+
+
+def test_output_is_h264_yuv420p_faststart_without_audio(clips: dict[str, Path], tmp_path: Path):
+    out = tmp_path / "out.mp4"
+    render(clips["plain"], out, 2, tmp_path / "w")
+
+    described = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(out)], capture_output=True, text=True, check=False
+    ).stderr
+    assert "Video: h264" in described
+    assert "yuv420p" in described
+    assert "Audio" not in described
+    head = out.read_bytes()[:4096]
+    assert head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head
+
+
+def test_poster_is_a_jpeg_from_the_output(clips: dict[str, Path], tmp_path: Path):
+    out = tmp_path / "out.mp4"
+    result = render(clips["plain"], out, 2, tmp_path / "w")
+
+    make_poster(out, tmp_path / "poster.jpg", ffmpeg=FFMPEG, at_seconds=result.duration_seconds / 2)
+
+    assert (tmp_path / "poster.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_reads_a_url_with_range_requests(clips: dict[str, Path], tmp_path: Path):
+    with serve_directory(clips["plain"].parent) as (base, counter):
+        result = render(f"{base}/plain.mp4", tmp_path / "out.mp4", 1, tmp_path / "w")
+
+    assert result.frame_count == 30
+    assert counter.requests >= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("playlist.mp4", b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n"),
+        ("concat.mp4", b"ffconcat version 1.0\nfile /etc/passwd\n"),
+        ("text.mp4", b"hello, this is not a video\n" * 50),
+        ("empty.mp4", b""),
+    ],
+)
+def test_non_videos_are_refused(tmp_path: Path, name: str, content: bytes):
+    (tmp_path / name).write_bytes(content)
+
+    with pytest.raises(InvalidMediaError):
+        probe(str(tmp_path / name), ffmpeg=FFMPEG)
+
+
+def test_audio_only_is_refused(tmp_path: Path):
+    audio = tmp_path / "audio.mp4"
+    subprocess.run(
+        [FFMPEG, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=2",
+         "-c:a", "aac", str(audio)],
+        check=True,
+    )  # fmt: skip
+
+    with pytest.raises(InvalidMediaError, match="no video"):
+        probe(str(audio), ffmpeg=FFMPEG)
+
+
+def test_truncated_video_is_refused(clips: dict[str, Path], tmp_path: Path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clips["plain"].read_bytes()[:100_000])  # moov sits at the end
+
+    with pytest.raises(InvalidMediaError):
+        probe(str(broken), ffmpeg=FFMPEG)
+
+
+@pytest.fixture
+def slow_plan(clips: dict[str, Path]) -> Iterator[object]:
+    info = probe(str(clips["plain"]), ffmpeg=FFMPEG)
+    return plan_timelapse(info, 20, LIMITS)  # type: ignore[return-value]
+
+
+def test_cancel_kills_ffmpeg(clips: dict[str, Path], tmp_path: Path, slow_plan):
+    calls = iter([False, True])
+
+    with pytest.raises(RenderCancelled):
+        render_timelapse(
+            str(clips["plain"]), tmp_path / "out.mp4", slow_plan, ffmpeg=FFMPEG,
+            work_dir=tmp_path / "w", on_progress=lambda _: None,
+            should_stop=lambda: next(calls, True),
+        )  # fmt: skip
+
+    assert ffmpeg_children() == []
+
+
+def test_deadline_kills_ffmpeg_with_a_clear_message(
+    clips: dict[str, Path], tmp_path: Path, slow_plan
+):
+    started = time.monotonic()
+
+    with pytest.raises(DeadlineExceeded, match="too long"):
+        render_timelapse(
+            str(clips["plain"]), tmp_path / "out.mp4", slow_plan, ffmpeg=FFMPEG,
+            work_dir=tmp_path / "w", on_progress=lambda _: None, should_stop=lambda: False,
+            deadline=time.monotonic() + 0.1,
+        )  # fmt: skip
+
+    assert time.monotonic() - started < 5
+    assert ffmpeg_children() == []
