@@ -1,0 +1,1 @@
+"""The lapse CDK stacks."""

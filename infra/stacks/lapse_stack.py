@@ -1,0 +1,431 @@
+"""One deployable lapse stage: storage, queue, table, ffmpeg layer and the wired Chalice app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import (
+    CfnCondition,
+    CfnOutput,
+    CfnParameter,
+    Duration,
+    Fn,
+    RemovalPolicy,
+    SecretValue,
+    Stack,
+)
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.chalice_app import LAMBDA_RUNTIME, ChaliceApp
+from stacks.permissions import POLICIES, Resources
+from stacks.stage import (
+    FUNCTIONS,
+    MAX_RECEIVE_COUNT,
+    PROCESSOR,
+    PROCESSOR_EPHEMERAL_MB,
+    Stage,
+)
+
+INDEX_NAME = "byOwnerProject"
+RETENTION = {14: logs.RetentionDays.TWO_WEEKS, 90: logs.RetentionDays.THREE_MONTHS}
+ORIGINALS_PREFIX = "videos/"
+
+
+class LapseStack(Stack):
+    def __init__(
+        self, scope: Construct, stage: Stage, *, source_dir: Path, layer_zip: Path
+    ) -> None:
+        super().__init__(
+            scope,
+            stage.stack_name,
+            stack_name=stage.stack_name,
+            description=f"lapse ({stage.name}, {stage.storage} storage): videos in, timelapses out",
+        )
+        self.stage = stage
+        self.removal = RemovalPolicy.RETAIN if stage.name == "prod" else RemovalPolicy.DESTROY
+
+        issuer, audience = self._auth()
+        self.table = self._table()
+        self.queue, self.dlq = self._queues()
+        self.bucket = self._bucket() if stage.storage == "s3" else None
+        self.layer = lambda_.LayerVersion(
+            self,
+            "FfmpegLayer",
+            code=lambda_.Code.from_asset(str(layer_zip)),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            license="GPL-3.0-or-later",
+            description="ffmpeg 9.0.2 from imageio-ffmpeg 0.8.1 at /opt/bin/ffmpeg",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        webhook_secret = secretsmanager.Secret(
+            self,
+            "WebhookSecret",
+            description="HMAC key for lapse webhook signatures (Lapse-Signature)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=self.removal,
+        )
+
+        environment = {
+            "LAPSE_TABLE": self.table.table_name,
+            "LAPSE_QUEUE_URL": self.queue.queue_url,
+            "LAPSE_QUEUE_NAME": stage.queue_name,
+            "LAPSE_OIDC_ISSUER": issuer,
+            "LAPSE_OIDC_AUDIENCE": audience,
+            "LAPSE_WEBHOOK_SECRET": webhook_secret.secret_value.unsafe_unwrap(),
+            **self._storage_environment(),
+        }
+        self.app = ChaliceApp(
+            self,
+            "App",
+            source_dir=str(source_dir),
+            chalice_stage=stage.name,
+            stage_config={"environment_variables": {"LAPSE_QUEUE_NAME": stage.queue_name}},
+            import_environment={"AWS_DEFAULT_REGION": "us-east-1", "LAPSE_STAGE": stage.name},
+        )
+        self._check_functions()
+        for function in FUNCTIONS:
+            self._wire_function(function, environment)
+        self._wire_api()
+        self._alarms()
+        self._outputs()
+
+    # -- auth ------------------------------------------------------------------------------
+
+    def _auth(self) -> tuple[str, str]:
+        """JWT validation settings. Empty issuer: the stack makes a Cognito user pool and uses it.
+
+        The app itself validates every bearer token (signature against the issuer's JWKS, `iss`,
+        `aud`, expiry) with LAPSE_AUTH_MODE=oidc, so any OIDC provider works, behind API Gateway
+        or not (the same code runs locally and with R2).
+        """
+        issuer = CfnParameter(
+            self,
+            "OidcIssuer",
+            default="",
+            description="OIDC issuer URL whose JWTs the API accepts; empty: a Cognito user pool "
+            "made by this stack",
+        )
+        audience = CfnParameter(
+            self,
+            "OidcAudience",
+            default="",
+            description="Expected JWT audience (aud / client_id); with Cognito, its app client id",
+        )
+        use_cognito = CfnCondition(
+            self, "UseCognito", expression=Fn.condition_equals(issuer.value_as_string, "")
+        )
+        pool = cognito.CfnUserPool(
+            self,
+            "Users",
+            user_pool_name=f"{self.stage.stack_name}-users",
+            username_attributes=["email"],
+            auto_verified_attributes=["email"],
+            admin_create_user_config=cognito.CfnUserPool.AdminCreateUserConfigProperty(
+                allow_admin_create_user_only=False
+            ),
+            policies=cognito.CfnUserPool.PoliciesProperty(
+                password_policy=cognito.CfnUserPool.PasswordPolicyProperty(
+                    minimum_length=12,
+                    require_lowercase=True,
+                    require_numbers=True,
+                    require_symbols=False,
+                    require_uppercase=True,
+                )
+            ),
+        )
+        pool.cfn_options.condition = use_cognito
+        pool.apply_removal_policy(self.removal)
+        client = cognito.CfnUserPoolClient(
+            self,
+            "WebClient",
+            user_pool_id=pool.ref,
+            client_name=f"{self.stage.stack_name}-web",
+            generate_secret=False,
+            explicit_auth_flows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            prevent_user_existence_errors="ENABLED",
+        )
+        client.cfn_options.condition = use_cognito
+        self._cognito = (use_cognito, pool, client)
+        cognito_issuer = Fn.sub(
+            "https://cognito-idp.${AWS::Region}.amazonaws.com/${Pool}", {"Pool": pool.ref}
+        )
+        issuer_value = Fn.condition_if(
+            use_cognito.logical_id, cognito_issuer, issuer.value_as_string
+        ).to_string()
+        audience_value = Fn.condition_if(
+            use_cognito.logical_id, client.ref, audience.value_as_string
+        ).to_string()
+        return issuer_value, audience_value
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _table(self) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            "Timelapses",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="ttl",
+            deletion_protection=self.stage.name == "prod",
+            removal_policy=self.removal,
+        )
+        table.add_global_secondary_index(
+            index_name=INDEX_NAME,
+            partition_key=dynamodb.Attribute(
+                name="ownerProject", type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name="createdAt", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        return table
+
+    def _queues(self) -> tuple[sqs.Queue, sqs.Queue]:
+        dlq = sqs.Queue(
+            self,
+            "ProcessDeadLetters",
+            queue_name=f"{self.stage.queue_name}-dlq",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        queue = sqs.Queue(
+            self,
+            "ProcessQueue",
+            queue_name=self.stage.queue_name,
+            visibility_timeout=Duration.seconds(self.stage.visibility_timeout_s),
+            retention_period=Duration.days(4),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=dlq),
+        )
+        return queue, dlq
+
+    def _bucket(self) -> s3.Bucket:
+        origins = CfnParameter(
+            self,
+            "AllowedOrigins",
+            type="CommaDelimitedList",
+            description="Origins (scheme://host[:port]) allowed to upload and play from the "
+            "bucket in a browser",
+            **({} if self.stage.name == "prod" else {"default": "*"}),
+        )
+        # A name known before the bucket exists lets the queue policy name the bucket without
+        # referencing it (S3 checks that policy when it creates the bucket: Ref would be a cycle).
+        name = Fn.sub("${AWS::StackName}-media-${AWS::AccountId}-${AWS::Region}")
+        bucket = s3.Bucket(
+            self,
+            "Media",
+            bucket_name=name,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[
+                        s3.HttpMethods.PUT,
+                        s3.HttpMethods.GET,
+                        s3.HttpMethods.HEAD,
+                    ],
+                    allowed_origins=origins.value_as_list,
+                    allowed_headers=["*"],
+                    exposed_headers=["ETag"],
+                    max_age=3600,
+                )
+            ],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart-uploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        bucket_events = self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="BucketEvents",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": Fn.sub("arn:${AWS::Partition}:s3:::") + name},
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                },
+            )
+        )
+        cfn_bucket: s3.CfnBucket = bucket.node.default_child  # type: ignore[assignment]
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            queue_configurations=[
+                s3.CfnBucket.QueueConfigurationProperty(
+                    event="s3:ObjectCreated:*",
+                    queue=self.queue.queue_arn,
+                    filter=s3.CfnBucket.NotificationFilterProperty(
+                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                            rules=[
+                                s3.CfnBucket.FilterRuleProperty(
+                                    name="prefix", value=ORIGINALS_PREFIX
+                                )
+                            ]
+                        )
+                    ),
+                )
+            ]
+        )
+        assert bucket_events.policy_dependable is not None
+        bucket.node.add_dependency(bucket_events.policy_dependable)
+        return bucket
+
+    def _storage_environment(self) -> dict[str, str]:
+        if self.bucket is not None:
+            return {"LAPSE_BUCKET": self.bucket.bucket_name, "LAPSE_STORAGE_EVENTS": "true"}
+        endpoint = CfnParameter(
+            self,
+            "R2Endpoint",
+            description="R2's S3 endpoint: https://<account id>.r2.cloudflarestorage.com",
+            allowed_pattern="https://.+",
+        )
+        bucket = CfnParameter(self, "R2Bucket", description="The R2 bucket's name")
+        credentials = CfnParameter(
+            self,
+            "R2CredentialsArn",
+            description="Secrets Manager secret (name or ARN) holding the R2 API token as JSON: "
+            '{"accessKeyId": ..., "secretAccessKey": ...}',
+        )
+
+        def secret_field(field: str) -> str:
+            return SecretValue.secrets_manager(
+                credentials.value_as_string, json_field=field
+            ).unsafe_unwrap()
+
+        return {
+            "LAPSE_BUCKET": bucket.value_as_string,
+            "LAPSE_S3_ENDPOINT_URL": endpoint.value_as_string,
+            "LAPSE_S3_REGION": "auto",
+            "LAPSE_S3_ACCESS_KEY_ID": secret_field("accessKeyId"),
+            "LAPSE_S3_SECRET_ACCESS_KEY": secret_field("secretAccessKey"),
+            # R2 sends no bucket events to AWS: the API enqueues when an upload completes.
+            "LAPSE_STORAGE_EVENTS": "false",
+        }
+
+    # -- functions -------------------------------------------------------------------------
+
+    def _check_functions(self) -> None:
+        packaged = set(self.app.functions())
+        known = set(FUNCTIONS.values())
+        if packaged != known:
+            raise RuntimeError(
+                f"the app packages functions {sorted(packaged)}, infra knows {sorted(known)}: "
+                "give each new handler a role in infra/stacks/permissions.py and a line in "
+                "infra/stacks/stage.py FUNCTIONS"
+            )
+
+    def function_name(self, function: str) -> str:
+        return f"{self.stage.stack_name}-{function.replace('_', '-')}"
+
+    def _wire_function(self, function: str, environment: dict[str, str]) -> None:
+        logical_id = FUNCTIONS[function]
+        name = self.function_name(function)
+        cfn_function = self.app.get_resource(logical_id)
+        log_group = logs.LogGroup(
+            self,
+            f"{logical_id}Logs",
+            log_group_name=f"/aws/lambda/{name}",
+            retention=RETENTION[self.stage.log_retention_days],
+            removal_policy=self.removal,
+        )
+        resources = Resources(
+            table_arn=self.table.table_arn,
+            queue_arn=self.queue.queue_arn,
+            log_group_arn=log_group.log_group_arn,
+            bucket_arn=self.bucket.bucket_arn if self.bucket else None,
+        )
+        role = iam.Role(
+            self,
+            f"{logical_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"lapse {self.stage.name}: {function} only",
+            inline_policies={
+                "least-privilege": iam.PolicyDocument(statements=POLICIES[function](resources))
+            },
+        )
+        cfn_function.add_property_override("FunctionName", name)
+        cfn_function.add_property_override("Role", role.role_arn)
+        # Chalice writes the local interpreter's version (3.11, Amazon Linux 2): override it.
+        cfn_function.add_property_override("Runtime", LAMBDA_RUNTIME)
+        for key, value in environment.items():
+            cfn_function.add_property_override(f"Environment.Variables.{key}", value)
+        cfn_function.node.add_dependency(log_group)
+        if function == PROCESSOR:
+            self._wire_processor(logical_id)
+
+    def _wire_processor(self, logical_id: str) -> None:
+        cfn_function = self.app.get_resource(logical_id)
+        cfn_function.add_property_override("Layers", [self.layer.layer_version_arn])
+        cfn_function.add_property_override("EphemeralStorage", {"Size": PROCESSOR_EPHEMERAL_MB})
+        events = self.app.functions()[logical_id].get("Events", {})
+        sqs_events = [name for name, event in events.items() if event["Type"] == "SQS"]
+        if len(sqs_events) != 1:
+            raise RuntimeError(f"{logical_id} should have one SQS event source, has {sqs_events}")
+        # Chalice names the queue by ARN built from its name; point at the queue itself so that
+        # CloudFormation creates the queue before the event source mapping.
+        cfn_function.add_property_override(
+            f"Events.{sqs_events[0]}.Properties.Queue", self.queue.queue_arn
+        )
+
+    def _wire_api(self) -> None:
+        rest_api = self.app.get_resource("RestAPI")
+        rest_api.add_property_override("TracingEnabled", True)
+        rest_api.add_property_override(
+            "MethodSettings",
+            [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingBurstLimit": 100,
+                    "ThrottlingRateLimit": 50,
+                }
+            ],
+        )
+
+    # -- observability and outputs ---------------------------------------------------------
+
+    def _alarms(self) -> None:
+        cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description="Upload events that failed processing repeatedly (see the DLQ)",
+            metric=self.dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5)
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    def _outputs(self) -> None:
+        use_cognito, pool, client = self._cognito
+        CfnOutput(self, "TableName", value=self.table.table_name)
+        CfnOutput(self, "QueueUrl", value=self.queue.queue_url)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.dlq.queue_url)
+        if self.bucket is not None:
+            CfnOutput(self, "BucketName", value=self.bucket.bucket_name)
+        user_pool_id = CfnOutput(self, "UserPoolId", value=pool.ref)
+        user_pool_id.condition = use_cognito
+        client_id = CfnOutput(self, "UserPoolClientId", value=client.ref)
+        client_id.condition = use_cognito

@@ -1,0 +1,152 @@
+"""One least-privilege policy per function. Every action is spelled out: no `*` in any action.
+
+Object permissions are split by key prefix, which is what keeps each function in its lane:
+the API may let browsers write only under `videos/` and never writes under `timelapses/` or
+`posters/`; the processor reads `videos/` (and deletes an upload it refuses) but never writes there.
+Note: CreateMultipartUpload and CompleteMultipartUpload are authorised by s3:PutObject, and
+HeadObject by s3:GetObject; IAM has no separate actions for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_iam as iam
+
+ORIGINALS = "videos/"
+OUTPUTS = ("timelapses/", "posters/")
+
+MULTIPART = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """ARNs the policies point at. `bucket_arn` is None where storage is not S3 (R2)."""
+
+    table_arn: str
+    queue_arn: str
+    log_group_arn: str
+    bucket_arn: str | None
+
+
+def _objects(bucket_arn: str, *prefixes: str) -> list[str]:
+    return [f"{bucket_arn}/{prefix}*" for prefix in prefixes]
+
+
+def _statement(sid: str, actions: list[str], resources: list[str]) -> iam.PolicyStatement:
+    return iam.PolicyStatement(sid=sid, actions=actions, resources=resources)
+
+
+def _common(res: Resources) -> list[iam.PolicyStatement]:
+    return [
+        _statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [res.log_group_arn]),
+        # X-Ray's write actions take no resource narrower than "*".
+        _statement("Tracing", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
+    ]
+
+
+def _bucket_listing(bucket_arn: str) -> iam.PolicyStatement:
+    # Lets HeadObject on a missing key answer 404 (not 403), so "not uploaded yet" is recognisable.
+    return _statement("ListOwnBucket", ["s3:ListBucket"], [bucket_arn])
+
+
+def api_policy(res: Resources) -> list[iam.PolicyStatement]:
+    table = [res.table_arn, f"{res.table_arn}/index/*"]
+    statements = [
+        *_common(res),
+        _statement(
+            "Records",
+            [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ],
+            table,
+        ),
+        _statement("Enqueue", ["sqs:SendMessage", "sqs:GetQueueAttributes"], [res.queue_arn]),
+    ]
+    if res.bucket_arn:
+        statements += [
+            _bucket_listing(res.bucket_arn),
+            _statement(
+                "Uploads",
+                ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", *MULTIPART],
+                _objects(res.bucket_arn, ORIGINALS),
+            ),
+            _statement(
+                "ReadAndDeleteOutputs",
+                ["s3:GetObject", "s3:DeleteObject"],
+                _objects(res.bucket_arn, *OUTPUTS),
+            ),
+        ]
+    return statements
+
+
+def processor_policy(res: Resources) -> list[iam.PolicyStatement]:
+    statements = [
+        *_common(res),
+        _statement(
+            "Records",
+            [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+            [res.table_arn],
+        ),
+        _statement(
+            "ConsumeAndRequeue",
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:SendMessage",
+            ],
+            [res.queue_arn],
+        ),
+    ]
+    if res.bucket_arn:
+        statements += [
+            _bucket_listing(res.bucket_arn),
+            _statement(
+                "ReadAndRefuseOriginals",
+                ["s3:GetObject", "s3:DeleteObject"],
+                _objects(res.bucket_arn, ORIGINALS),
+            ),
+            _statement(
+                "WriteOutputs",
+                ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", *MULTIPART],
+                _objects(res.bucket_arn, *OUTPUTS),
+            ),
+        ]
+    return statements
+
+
+def watchdog_policy(res: Resources) -> list[iam.PolicyStatement]:
+    return [
+        *_common(res),
+        _statement(
+            "Records",
+            [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:Scan",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+            ],
+            [res.table_arn, f"{res.table_arn}/index/*"],
+        ),
+        _statement("Requeue", ["sqs:SendMessage", "sqs:GetQueueAttributes"], [res.queue_arn]),
+    ]
+
+
+POLICIES = {
+    "api_handler": api_policy,
+    "process_uploads": processor_policy,
+    "watchdog": watchdog_policy,
+}
