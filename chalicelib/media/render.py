@@ -122,6 +122,7 @@ def build_render_command(
         plan.preset,
         "-crf",
         str(plan.crf),
+        *(["-x264-params", plan.x264_params] if plan.x264_params else []),
         "-pix_fmt",
         "yuv420p",
         "-movflags",

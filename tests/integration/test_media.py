@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.range_server import serve_directory
+from chalicelib.cli import main
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import plan_timelapse
 from chalicelib.errors import DeadlineExceeded, InvalidMediaError, RenderCancelled
@@ -275,3 +276,21 @@ def test_deadline_kills_ffmpeg_with_a_clear_message(
 
     assert time.monotonic() - started < 5
     assert ffmpeg_children() == []
+
+
+def test_cli_renders_a_timelapse_and_poster(clips: dict[str, Path], tmp_path: Path, capsys):
+    code = main(
+        ["render", str(clips["plain"]), "-o", str(tmp_path / "cli.mp4"), "--target-seconds", "1",
+         "--poster", str(tmp_path / "cli.jpg"), "--quiet"]
+    )  # fmt: skip
+
+    assert code == 0
+    assert "30 frames" in capsys.readouterr().out
+    assert (tmp_path / "cli.jpg").exists()
+
+
+def test_cli_explains_a_refusal(tmp_path: Path, capsys):
+    (tmp_path / "notes.mp4").write_text("not a video")
+
+    assert main(["render", str(tmp_path / "notes.mp4"), "-o", str(tmp_path / "o.mp4")]) == 1
+    assert "not a video" in capsys.readouterr().err

@@ -1,0 +1,125 @@
+"""The ``lapse`` command line. Each subcommand registers itself in its own ``add_*`` function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from chalicelib.domain.limits import Limits
+from chalicelib.domain.plan import check_source_limits, plan_timelapse
+from chalicelib.errors import LapseError
+from chalicelib.media.ffmpeg import locate_ffmpeg
+from chalicelib.media.probe import probe
+from chalicelib.media.render import make_poster, render_timelapse
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "render",
+        help="render a timelapse of a local video (or an http(s) URL) with the service's engine",
+    )
+    parser.add_argument("input", help="source video: a path or an http(s) URL")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output .mp4")
+    parser.add_argument(
+        "--target-seconds",
+        type=float,
+        default=Limits().default_target_seconds,
+        help="length of the timelapse (never longer than the source; default %(default)s)",
+    )
+    parser.add_argument("--poster", type=Path, help="also write a JPEG poster here")
+    parser.add_argument("--ffmpeg", default=os.environ.get("LAPSE_FFMPEG"), help="ffmpeg binary")
+    parser.add_argument("--quiet", action="store_true", help="print only the result")
+    parser.set_defaults(handler=run_render)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    limits = Limits()
+    if not limits.min_target_seconds <= args.target_seconds <= limits.max_target_seconds:
+        print(
+            f"--target-seconds must be between {limits.min_target_seconds:g} and "
+            f"{limits.max_target_seconds:g}",
+            file=sys.stderr,
+        )
+        return 2
+    ffmpeg = locate_ffmpeg(args.ffmpeg)
+    started = time.monotonic()
+    info = probe(args.input, ffmpeg=ffmpeg)
+    check_source_limits(info, limits)
+    plan = plan_timelapse(info, args.target_seconds, limits)
+    say = _say(args.quiet)
+    say(
+        f"source: {info.display_width}x{info.display_height} {info.fps:g} fps "
+        f"{info.duration_seconds:.1f} s {info.codec}, keyframe every "
+        f"{info.keyframe_interval_seconds or 0:.2f} s"
+    )
+    say(
+        f"plan: {plan.strategy}, {plan.frame_count} frames "
+        f"({plan.expected_duration_seconds:.1f} s, {plan.speedup:.1f}x faster), "
+        f"{plan.output_width}x{plan.output_height}"
+    )
+    with tempfile.TemporaryDirectory(prefix="lapse-") as work:
+        result = render_timelapse(
+            args.input,
+            args.output,
+            plan,
+            ffmpeg=ffmpeg,
+            work_dir=Path(work),
+            on_progress=_progress_printer(args.quiet),
+            should_stop=lambda: False,
+        )
+    if args.poster:
+        make_poster(args.output, args.poster, ffmpeg=ffmpeg, at_seconds=result.duration_seconds / 2)
+    print(
+        f"{args.output}: {result.width}x{result.height} {result.fps:g} fps, "
+        f"{result.duration_seconds:.2f} s, {result.frame_count} frames, "
+        f"{result.size_bytes / 1e6:.1f} MB in {time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=sys.stderr)
+
+    return say
+
+
+def _progress_printer(quiet: bool) -> Callable[[int], None]:
+    def show(percent: int) -> None:
+        if not quiet and sys.stderr.isatty():
+            print(
+                f"\rrendering {percent:3d} %", end="\n" if percent == 100 else "", file=sys.stderr
+            )
+
+    return show
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lapse", description="Turn long videos into timelapses.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_render(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except LapseError as exc:
+        print(f"lapse: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
