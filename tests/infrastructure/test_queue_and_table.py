@@ -1,0 +1,84 @@
+"""The work queue (with its dead-letter queue) and the timelapse table."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.infrastructure, pytest.mark.xdist_group("infra")]
+
+
+def _queues(stack):
+    queues = stack.of_type("AWS::SQS::Queue")
+    (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
+    (dlq_id,) = [k for k in queues if k != work_id]
+    return (work_id, queues[work_id]["Properties"]), (dlq_id, queues[dlq_id]["Properties"])
+
+
+def test_visibility_timeout_is_at_least_six_processor_timeouts(stack):
+    (_, queue), _ = _queues(stack)
+    timeout = stack.function("process_uploads")["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_failed_messages_go_to_a_dead_letter_queue(stack):
+    (_, queue), (dlq_id, dlq) = _queues(stack)
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    assert 1 < redrive["maxReceiveCount"] <= 10
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    alarms = stack.of_type("AWS::CloudWatch::Alarm").values()
+    assert any(
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+        in a["Properties"]["Dimensions"]
+        for a in alarms
+    )
+
+
+def test_queues_are_encrypted(stack):
+    for queue in stack.of_type("AWS::SQS::Queue").values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_processor_consumes_the_stacks_queue_one_message_at_a_time(stack):
+    (work_id, queue), _ = _queues(stack)
+    events = stack.function("process_uploads")["Events"]
+    (sqs_event,) = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    # A GetAtt (not an ARN built from a name) makes CloudFormation create the queue first.
+    assert sqs_event["Queue"] == {"Fn::GetAtt": [work_id, "Arn"]}
+    assert sqs_event["BatchSize"] == 1
+    env = stack.function("process_uploads")["Environment"]["Variables"]
+    assert env["LAPSE_QUEUE_NAME"] == queue["QueueName"]
+    assert env["LAPSE_QUEUE_URL"] == {"Ref": work_id}
+
+
+def test_table_is_on_demand_with_point_in_time_recovery_and_ttl(stack):
+    _, table = stack.one("AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+def test_table_lists_by_owner_and_project_newest_first(stack):
+    _, table = stack.one("AWS::DynamoDB::Table")
+    (index,) = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "byOwnerProject"
+    assert index["KeySchema"] == [
+        {"AttributeName": "ownerProject", "KeyType": "HASH"},
+        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    types = {
+        a["AttributeName"]: a["AttributeType"] for a in table["Properties"]["AttributeDefinitions"]
+    }
+    assert types == {"id": "S", "ownerProject": "S", "createdAt": "S"}
+
+
+def test_prod_keeps_its_data(synthesis):
+    prod = synthesis.stacks["lapse-prod"]
+    _, table = prod.one("AWS::DynamoDB::Table")
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+    _, bucket = prod.one("AWS::S3::Bucket")
+    assert bucket["DeletionPolicy"] == "Retain"
