@@ -1,6 +1,6 @@
 """The Chalice app: registers the blueprints, nothing else."""
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.api import api
 from chalicelib.events import events

@@ -162,7 +162,9 @@ def to_domain(item: TimelapseModel) -> Timelapse:
 def _upload_map(upload: UploadInfo) -> dict[str, Any]:
     raw: dict[str, Any] = {"method": upload.method.value}
     if upload.upload_id:
-        raw.update(uploadId=upload.upload_id, partSize=upload.part_size, partCount=upload.part_count)
+        raw.update(
+            uploadId=upload.upload_id, partSize=upload.part_size, partCount=upload.part_count
+        )
     return raw
 
 
@@ -222,7 +224,7 @@ class DynamoDBTimelapseRepository:
             return None
 
     def get_owned(self, timelapse_id: str, owner_id: str) -> Timelapse:
-        """The record if it exists and belongs to `owner_id`; another's is as unknown as a missing one."""
+        """The record if it belongs to `owner_id`; another's is as unknown as a missing one."""
         found = self.get(timelapse_id)
         if found is None or found.owner_id != owner_id:
             raise NotFoundError(f"no timelapse {timelapse_id}")
@@ -280,16 +282,22 @@ class DynamoDBTimelapseRepository:
         item = TimelapseModel(timelapse_id)
         now = utcnow()
         try:
-            item.update(actions=[*actions, TimelapseModel.updated_at.set(_iso(now))], condition=condition)
+            item.update(
+                actions=[*actions, TimelapseModel.updated_at.set(_iso(now))], condition=condition
+            )
         except UpdateError as exc:
             if exc.cause_response_code == CONDITION_FAILED:
-                raise ConflictError(f"timelapse {timelapse_id} is not in the expected state") from exc
+                raise ConflictError(
+                    f"timelapse {timelapse_id} is not in the expected state"
+                ) from exc
             raise
         return to_domain(item)
 
     def mark_uploaded(self, timelapse_id: str, *, queue: bool) -> Timelapse:
         """awaiting_upload → queued (or → uploaded-and-idle for process=false)."""
-        stage = TimelapseModel.stage.set(Stage.QUEUED.value) if queue else TimelapseModel.stage.remove()
+        stage = (
+            TimelapseModel.stage.set(Stage.QUEUED.value) if queue else TimelapseModel.stage.remove()
+        )
         return self._update(
             timelapse_id,
             [stage, TimelapseModel.uploaded_at.set(_iso(utcnow()))],
@@ -300,7 +308,9 @@ class DynamoDBTimelapseRepository:
     def requeue(self, timelapse_id: str) -> Timelapse:
         """failed / cancelled / uploaded-idle → pending/queued, ready for a fresh attempt."""
         retryable = TimelapseModel.status.is_in(Status.FAILED.value, Status.CANCELLED.value)
-        idle = (TimelapseModel.status == Status.PENDING.value) & TimelapseModel.stage.does_not_exist()
+        idle = (
+            TimelapseModel.status == Status.PENDING.value
+        ) & TimelapseModel.stage.does_not_exist()
         return self._update(
             timelapse_id,
             [
@@ -326,11 +336,14 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.progress.set(0),
                 TimelapseModel.attempts.add(1),
                 TimelapseModel.lease_owner.set(token),
-                TimelapseModel.lease_expires_at.set((now + timedelta(seconds=lease_seconds)).timestamp()),
+                TimelapseModel.lease_expires_at.set(
+                    (now + timedelta(seconds=lease_seconds)).timestamp()
+                ),
                 TimelapseModel.started_at.set(_iso(now)),
                 TimelapseModel.error.remove(),
             ],
-            (TimelapseModel.status == Status.PENDING.value) & (TimelapseModel.stage == Stage.QUEUED.value),
+            (TimelapseModel.status == Status.PENDING.value)
+            & (TimelapseModel.stage == Stage.QUEUED.value),
         )
 
     def _owned_by(self, token: str) -> Condition:
@@ -410,7 +423,7 @@ class DynamoDBTimelapseRepository:
     def expire_lease(
         self, timelapse_id: str, token: str, now: datetime, *, retry: bool, error: ErrorInfo
     ) -> Timelapse:
-        """processing with a lease that ran out → pending/queued (retry) or failed (no attempts left)."""
+        """processing, lease run out → pending/queued (retry) or failed (out of tries)."""
         condition = self._owned_by(token) & (TimelapseModel.lease_expires_at < now.timestamp())
         if not retry:
             return self._update(timelapse_id, self._failure_actions(error), condition)

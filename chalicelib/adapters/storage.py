@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
+# Files above this go up as parallel multipart parts (s3transfer).
+MULTIPART_THRESHOLD = 16 * MiB
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 
@@ -57,7 +59,10 @@ def transfer_config_for(size_bytes: int) -> TransferConfig:
     part = max(8 * MiB, -(-size_bytes // 9_000))
     part = -(-part // MiB) * MiB
     return TransferConfig(
-        multipart_threshold=16 * MiB, multipart_chunksize=part, max_concurrency=4, use_threads=True
+        multipart_threshold=MULTIPART_THRESHOLD,
+        multipart_chunksize=part,
+        max_concurrency=4,
+        use_threads=True,
     )
 
 
@@ -84,7 +89,9 @@ class S3Storage:
             seconds,
         )
 
-    def presign_part(self, key: str, upload_id: str, part_number: int, seconds: int) -> PresignedUrl:
+    def presign_part(
+        self, key: str, upload_id: str, part_number: int, seconds: int
+    ) -> PresignedUrl:
         return self._presign(
             "upload_part",
             {"Key": key, "UploadId": upload_id, "PartNumber": part_number},
@@ -129,7 +136,9 @@ class S3Storage:
                 raise NotFoundError("the multipart upload is gone (completed or aborted)") from exc
             raise
 
-    def complete_multipart(self, key: str, upload_id: str, parts: Iterable[tuple[int, str]]) -> None:
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
+    ) -> None:
         ordered = sorted(parts)
         try:
             self._client.complete_multipart_upload(

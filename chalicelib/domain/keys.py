@@ -32,7 +32,7 @@ def new_timelapse_id() -> str:
 
 
 def extension_for(content_type: str) -> str | None:
-    return VIDEO_EXTENSIONS.get(content_type.split(";")[0].strip().lower())
+    return VIDEO_EXTENSIONS.get(content_type.split(";", maxsplit=1)[0].strip().lower())
 
 
 def original_key(timelapse_id: str, content_type: str) -> str:

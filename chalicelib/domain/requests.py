@@ -66,7 +66,7 @@ def project_id(value: str) -> str:
 
 
 def content_type(value: str) -> str:
-    normalized = value.split(";")[0].strip().lower()
+    normalized = value.split(";", maxsplit=1)[0].strip().lower()
     if not normalized.startswith("video/"):
         raise UnsupportedMediaError(f"contentType {value!r} is not a video type")
     if extension_for(normalized) is None:

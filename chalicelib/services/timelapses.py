@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain import requests
-from chalicelib.domain.keys import original_key, poster_key, timelapse_key
 from chalicelib.domain.keys import new_timelapse_id as _new_id
+from chalicelib.domain.keys import original_key, poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.parts import plan_parts
 from chalicelib.domain.timelapse import (
@@ -94,7 +95,9 @@ class TimelapseService:
                 "headers": {"Content-Type": timelapse.content_type},
                 "expiresAt": iso(signed.expires_at),
             }
-        assert upload.upload_id and upload.part_count and upload.part_size
+        assert upload.upload_id
+        assert upload.part_count
+        assert upload.part_size
         first = range(1, min(upload.part_count, FIRST_PART_URLS) + 1)
         parts = self._part_urls(timelapse, list(first))
         return {
@@ -151,7 +154,8 @@ class TimelapseService:
     def complete_upload(self, owner_id: str, timelapse_id: str, body: Any) -> dict[str, Any]:
         timelapse = self._awaiting_multipart(owner_id, timelapse_id)
         upload = timelapse.upload
-        assert upload.upload_id and upload.part_count
+        assert upload.upload_id
+        assert upload.part_count
         key = timelapse.original_video_key
         wanted = requests.parse_completed_parts(body, upload.part_count)
         stored = {p.part_number: p for p in self.storage.list_parts(key, upload.upload_id)}
@@ -194,9 +198,7 @@ class TimelapseService:
             urls["poster"] = self.storage.presign_get(timelapse.poster_key, seconds).url
         return {**timelapse.as_api(), "urls": urls}
 
-    def list_project(
-        self, owner_id: str, project_id: str, query: dict[str, str]
-    ) -> dict[str, Any]:
+    def list_project(self, owner_id: str, project_id: str, query: dict[str, str]) -> dict[str, Any]:
         items, cursor = self.records.list_by_project(
             owner_id,
             requests.project_id(project_id),
@@ -230,9 +232,13 @@ class TimelapseService:
         if timelapse.status is Status.PENDING and timelapse.stage is Stage.AWAITING_UPLOAD:
             return self._queue_uploaded(timelapse)
         if not can_requeue(timelapse):
-            state = timelapse.status.value + (f"/{timelapse.stage.value}" if timelapse.stage else "")
-            raise ConflictError(f"the timelapse is {state}; only a failed, cancelled or idle one "
-                                "can be processed again")
+            state = timelapse.status.value + (
+                f"/{timelapse.stage.value}" if timelapse.stage else ""
+            )
+            raise ConflictError(
+                f"the timelapse is {state}; only a failed, cancelled or idle one "
+                "can be processed again"
+            )
         self._require_original(timelapse)
         requeued = self.records.requeue(timelapse_id)
         self.queue.send_process(timelapse_id)
@@ -260,10 +266,9 @@ class TimelapseService:
     def delete(self, owner_id: str, timelapse_id: str) -> None:
         timelapse = self.records.get_owned(timelapse_id, owner_id)
         if timelapse.status in {Status.PENDING, Status.PROCESSING}:
-            try:
+            # If it reached a terminal state meanwhile, delete it all the same.
+            with contextlib.suppress(ConflictError, NotFoundError):
                 self.cancel(owner_id, timelapse_id)
-            except (ConflictError, NotFoundError):
-                pass  # it reached a terminal state meanwhile; delete it all the same
         timelapse = self.records.get(timelapse_id) or timelapse
         if timelapse.upload.upload_id:
             self.storage.abort_multipart(timelapse.original_video_key, timelapse.upload.upload_id)

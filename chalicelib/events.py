@@ -1,0 +1,92 @@
+"""Event handlers: the processing queue (S3 ObjectCreated events and lapse's own messages) and the
+scheduled watchdog. Each record → one use case."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
+
+from chalicelib import wiring
+from chalicelib.adapters.queue import PROCESS_MESSAGE
+from chalicelib.domain.keys import timelapse_id_from_event_key
+from chalicelib.domain.timelapse import utcnow
+from chalicelib.logs import logger
+
+events = Blueprint(__name__)
+
+# Chalice binds the event source at packaging time, so the queue name is read at import.
+QUEUE_NAME = os.environ.get("LAPSE_QUEUE_NAME", "lapse-process")
+# Stop rendering this long before Lambda would kill the function, to fail with a clear message.
+DEADLINE_MARGIN_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Work:
+    """One unit of work found in a queue message."""
+
+    kind: str  # "object_created" | "process"
+    timelapse_id: str
+    key: str | None = None
+
+
+def work_in_message(body: str) -> Iterator[Work]:
+    """Every unit of work in one SQS message body; unknown shapes yield nothing."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        logger.warning("queue message is not JSON; dropped")
+        return
+    if not isinstance(message, dict):
+        return
+    if message.get("Event") == "s3:TestEvent":
+        return
+    if message.get("type") == PROCESS_MESSAGE and isinstance(message.get("timelapseId"), str):
+        yield Work("process", message["timelapseId"])
+        return
+    for record in message.get("Records") or []:
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        raw_key = record.get("s3", {}).get("object", {}).get("key", "")
+        timelapse_id = timelapse_id_from_event_key(raw_key)
+        if timelapse_id:
+            yield Work("object_created", timelapse_id, unquote_plus(raw_key))
+
+
+def _deadline(context: Any) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    seconds_left = float(remaining()) / 1000.0
+    return time.monotonic() + seconds_left - DEADLINE_MARGIN_SECONDS
+
+
+def handle_work(work: Work, deadline: float | None) -> None:
+    service = wiring.processing_service()
+    logger.append_keys(timelapse_id=work.timelapse_id)
+    try:
+        if work.kind == "object_created" and work.key:
+            service.object_created(work.timelapse_id, work.key, deadline=deadline)
+        else:
+            service.run(work.timelapse_id, deadline=deadline)
+    finally:
+        logger.remove_keys(["timelapse_id"])
+
+
+@events.on_sqs_message(queue=QUEUE_NAME, batch_size=1)
+def process_uploads(event: SQSEvent) -> None:
+    deadline = _deadline(event.context)
+    for record in event:
+        for work in work_in_message(record.body):
+            handle_work(work, deadline)
+
+
+@events.schedule(Rate(1, unit=Rate.MINUTES))
+def watchdog(event: CloudWatchEvent) -> None:
+    wiring.watchdog_service().sweep(utcnow())

@@ -1,0 +1,323 @@
+"""The worker's use case: claim → probe → plan → render → upload → complete.
+
+One attempt holds the record through a lease (owner token + expiry). A heartbeat thread extends the
+lease and sees a cancel (or a lost lease) within `heartbeat_seconds`; the render then stops, the
+worker's uploads are aborted, the temporary folder is removed, and nothing more is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalicelib.adapters.storage import MULTIPART_THRESHOLD
+from chalicelib.domain.keys import poster_key, timelapse_key
+from chalicelib.domain.limits import Limits
+from chalicelib.domain.plan import check_source_limits, plan_timelapse
+from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
+from chalicelib.errors import (
+    ConflictError,
+    InvalidMediaError,
+    LapseError,
+    RenderCancelled,
+)
+from chalicelib.logs import logger
+from chalicelib.media.probe import probe
+from chalicelib.media.render import make_poster, render_timelapse
+from chalicelib.services.ports import Notifier, Storage, TimelapseRepository
+
+PROGRESS_WRITE_SECONDS = 2.0
+INTERNAL_ERROR = ErrorInfo(
+    "internal_error", "Something went wrong on our side while processing this video. Try again."
+)
+
+
+class Heartbeat:
+    """Keeps the lease alive, writes stage and progress, and notices when the claim is lost."""
+
+    def __init__(
+        self,
+        records: TimelapseRepository,
+        timelapse_id: str,
+        token: str,
+        *,
+        lease_seconds: float,
+        interval: float,
+    ) -> None:
+        self._records = records
+        self._id = timelapse_id
+        self._token = token
+        self._lease = lease_seconds
+        self._interval = interval
+        self._lost = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._progress = 0
+        self._stage: Stage | None = None
+        self._last_write = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{timelapse_id}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def lost(self) -> bool:
+        return self._lost.is_set()
+
+    def check(self) -> None:
+        if self.lost:
+            raise RenderCancelled("the timelapse was cancelled or another worker took it over")
+
+    def report_progress(self, percent: int) -> None:
+        with self._lock:
+            self._progress = max(self._progress, min(99, percent))
+
+    def advance(self, stage: Stage, *, source: dict[str, Any] | None = None) -> None:
+        """Record a new stage now (one conditional write); raises RenderCancelled if lost."""
+        self.check()
+        with self._lock:
+            self._stage = stage
+        self._write(source=source)
+        self.check()
+
+    def _write(self, *, source: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            progress, stage = self._progress, self._stage
+        try:
+            self._records.heartbeat(
+                self._id, self._token, self._lease, stage=stage, progress=progress, source=source
+            )
+        except ConflictError:
+            self._lost.set()
+            return
+        with self._lock:
+            self._last_write = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                self._beat()
+            except Exception:  # a transient store error must not kill the heartbeat
+                logger.exception("heartbeat failed")
+
+    def _beat(self) -> None:
+        # A conditional write at most every PROGRESS_WRITE_SECONDS; a cheap read in between.
+        with self._lock:
+            due = time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS
+        if due:
+            self._write()
+            return
+        current = self._records.get(self._id)
+        if (
+            current is None
+            or current.status is not Status.PROCESSING
+            or current.lease_owner != self._token
+        ):
+            self._lost.set()
+
+
+@dataclass
+class ProcessingService:
+    records: TimelapseRepository
+    storage: Storage
+    limits: Limits
+    notifier: Notifier
+    ffmpeg: str
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 1.0
+    download_url_seconds: int = 6 * 3600
+
+    # --- entry points -----------------------------------------------------------------------
+
+    def object_created(self, timelapse_id: str, key: str, *, deadline: float | None = None) -> None:
+        """A storage event: an original landed. Check it, queue it, then run it."""
+        timelapse = self.records.get(timelapse_id)
+        if timelapse is None or timelapse.original_video_key != key:
+            logger.info("no record for uploaded object; ignored", extra={"key": key})
+            return
+        if timelapse.status is Status.PENDING and timelapse.stage is Stage.AWAITING_UPLOAD:
+            if not self._accept_upload(timelapse):
+                return
+            try:
+                timelapse = self.records.mark_uploaded(timelapse_id, queue=timelapse.process)
+            except ConflictError:
+                logger.info("upload already accepted (duplicate event)")
+                return
+            if not timelapse.process:
+                return
+        self.run(timelapse_id, deadline)
+
+    def _accept_upload(self, timelapse: Timelapse) -> bool:
+        """Server-side checks on what the client uploaded; a refusal fails the record."""
+        found = self.storage.head(timelapse.original_video_key)
+        if found is None:
+            return False  # a stale event for an object already gone
+        if found.size != timelapse.size_bytes:
+            message = (
+                f"The uploaded file has {found.size} bytes but {timelapse.size_bytes} were "
+                "declared; upload the file again."
+            )
+            self._refuse(timelapse, ErrorInfo("size_mismatch", message))
+            return False
+        return True
+
+    def _refuse(self, timelapse: Timelapse, error: ErrorInfo) -> None:
+        try:
+            failed = self.records.fail_pending(timelapse.id, error)
+        except ConflictError:
+            return
+        self.storage.delete(timelapse.original_video_key)
+        self.notifier.timelapse_ended(failed)
+
+    def run(self, timelapse_id: str, deadline: float | None = None) -> Timelapse | None:
+        """Claim the record and render it. Returns the final record, or None when not claimed."""
+        token = uuid.uuid4().hex
+        try:
+            timelapse = self.records.claim(timelapse_id, token, self.lease_seconds)
+        except ConflictError:
+            logger.info("not claimable (already taken, finished or cancelled); skipped")
+            return None
+        logger.info("claimed", extra={"attempt": timelapse.attempts})
+        heartbeat = Heartbeat(
+            self.records,
+            timelapse_id,
+            token,
+            lease_seconds=self.lease_seconds,
+            interval=self.heartbeat_seconds,
+        )
+        with heartbeat, _work_dir(timelapse_id) as work_dir:
+            return self._attempt(timelapse, token, heartbeat, work_dir, deadline)
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        timelapse: Timelapse,
+        token: str,
+        heartbeat: Heartbeat,
+        work_dir: Path,
+        deadline: float | None,
+    ) -> Timelapse | None:
+        outputs = (timelapse_key(timelapse.id), poster_key(timelapse.id))
+        try:
+            output = self._render_and_upload(timelapse, heartbeat, work_dir, deadline)
+            heartbeat.check()
+            done = self.records.complete(
+                timelapse.id,
+                token,
+                processed_video_key=outputs[0],
+                poster_key=outputs[1],
+                output=output,
+            )
+        except (RenderCancelled, ConflictError):
+            logger.info("stopped: cancelled or claim lost; removing partial outputs")
+            self.storage.delete(*outputs)
+            return None
+        except InvalidMediaError as exc:
+            self.storage.delete(*outputs, timelapse.original_video_key)
+            return self._fail(timelapse, token, ErrorInfo(exc.code, exc.message))
+        except LapseError as exc:
+            self.storage.delete(*outputs)
+            return self._fail(timelapse, token, ErrorInfo(exc.code, exc.message))
+        except Exception:
+            logger.exception("processing failed unexpectedly")
+            self.storage.delete(*outputs)
+            return self._fail(timelapse, token, INTERNAL_ERROR)
+        logger.info("complete", extra={"output": output})
+        self.notifier.timelapse_ended(done)
+        return done
+
+    def _fail(self, timelapse: Timelapse, token: str, error: ErrorInfo) -> Timelapse | None:
+        logger.info("failed", extra={"error": error.as_api()})
+        try:
+            failed = self.records.fail(timelapse.id, token, error)
+        except ConflictError:
+            return None  # cancelled meanwhile: the cancel is the one terminal state
+        self.notifier.timelapse_ended(failed)
+        return failed
+
+    def _render_and_upload(
+        self, timelapse: Timelapse, heartbeat: Heartbeat, work_dir: Path, deadline: float | None
+    ) -> dict[str, Any]:
+        original = self.storage.head(timelapse.original_video_key)
+        if original is None:
+            raise InvalidMediaError("The uploaded video is gone from storage; upload it again.")
+        url = self.storage.presign_get(timelapse.original_video_key, self.download_url_seconds).url
+        source = probe(url, ffmpeg=self.ffmpeg)
+        source_api = {**source.as_api(), "sizeBytes": original.size}
+        check_source_limits(source, self.limits)
+        plan = plan_timelapse(source, timelapse.target_seconds, self.limits)
+        heartbeat.advance(Stage.RENDERING, source=source_api)
+        video = work_dir / "timelapse.mp4"
+        started = time.monotonic()
+        result = render_timelapse(
+            url,
+            video,
+            plan,
+            ffmpeg=self.ffmpeg,
+            work_dir=work_dir,
+            on_progress=heartbeat.report_progress,
+            should_stop=lambda: heartbeat.lost,
+            deadline=deadline,
+        )
+        logger.info("rendered", extra={"seconds": round(time.monotonic() - started, 2)})
+        heartbeat.advance(Stage.UPLOADING)
+        poster = work_dir / "poster.jpg"
+        make_poster(video, poster, ffmpeg=self.ffmpeg, at_seconds=result.duration_seconds / 2)
+        self._upload(timelapse, video, timelapse_key(timelapse.id), "video/mp4", heartbeat.check)
+        self._upload(timelapse, poster, poster_key(timelapse.id), "image/jpeg", heartbeat.check)
+        return {
+            "width": result.width,
+            "height": result.height,
+            "fps": result.fps,
+            "durationSeconds": round(result.duration_seconds, 3),
+            "sizeBytes": result.size_bytes,
+            "speedup": round(source.duration_seconds / max(result.duration_seconds, 1e-3), 2),
+        }
+
+    def _upload(
+        self,
+        timelapse: Timelapse,
+        path: Path,
+        key: str,
+        content_type: str,
+        check: Callable[[], None],
+    ) -> None:
+        size = path.stat().st_size
+        method = "multipart" if size > MULTIPART_THRESHOLD else "simple"
+        self.storage.upload_file(
+            path,
+            key,
+            content_type=content_type,
+            metadata={
+                "timelapse-id": timelapse.id,
+                "upload-method": method,
+                "file-size": str(size),
+            },
+            on_bytes=lambda _sent: check(),
+        )
+
+
+@contextlib.contextmanager
+def _work_dir(timelapse_id: str) -> Iterator[Path]:
+    """One fresh temporary folder per job, always removed."""
+    path = Path(tempfile.mkdtemp(prefix=f"lapse-{timelapse_id[:8]}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

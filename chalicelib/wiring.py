@@ -1,0 +1,119 @@
+"""Builds the adapters and use cases from settings: the one seam tests replace."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.adapters.auth import HS256Verifier, OIDCVerifier, TokenVerifier
+from chalicelib.adapters.queue import SQSWorkQueue
+from chalicelib.adapters.records import DynamoDBTimelapseRepository, bind_table
+from chalicelib.adapters.storage import S3Storage
+from chalicelib.media.ffmpeg import locate_ffmpeg
+from chalicelib.services.ports import NoNotifier, Notifier
+from chalicelib.services.processing import ProcessingService
+from chalicelib.services.timelapses import TimelapseService
+from chalicelib.services.watchdog import WatchdogService
+from chalicelib.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def s3_client(settings: Settings) -> S3Client:
+    # Path-style addressing and SigV4 work on S3, R2 and moto alike.
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        retries={"max_attempts": 5, "mode": "standard"},
+        max_pool_connections=16,
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url or settings.aws_endpoint_url,
+        region_name=settings.s3_region or settings.region,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key,
+        config=config,
+    )
+
+
+def sqs_client(settings: Settings) -> SQSClient:
+    return boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+
+
+@cache
+def records() -> DynamoDBTimelapseRepository:
+    settings = get_settings()
+    bind_table(settings.table, settings.region, settings.aws_endpoint_url)
+    return DynamoDBTimelapseRepository()
+
+
+@cache
+def storage() -> S3Storage:
+    settings = get_settings()
+    return S3Storage(s3_client(settings), settings.bucket)
+
+
+@cache
+def work_queue() -> SQSWorkQueue:
+    settings = get_settings()
+    if not settings.queue_url:
+        raise RuntimeError("LAPSE_QUEUE_URL is not set")
+    return SQSWorkQueue(sqs_client(settings), settings.queue_url)
+
+
+@cache
+def notifier() -> Notifier:
+    return NoNotifier()
+
+
+@cache
+def token_verifier() -> TokenVerifier:
+    settings = get_settings()
+    if settings.auth_mode == "oidc":
+        assert settings.oidc_issuer
+        return OIDCVerifier(settings.oidc_issuer, settings.oidc_audience)
+    return HS256Verifier(settings.jwt_secret)
+
+
+@cache
+def timelapse_service() -> TimelapseService:
+    settings = get_settings()
+    return TimelapseService(
+        records=records(),
+        storage=storage(),
+        queue=work_queue(),
+        limits=settings.limits,
+        notifier=notifier(),
+        storage_events=settings.storage_events,
+    )
+
+
+@cache
+def processing_service() -> ProcessingService:
+    settings = get_settings()
+    return ProcessingService(
+        records=records(),
+        storage=storage(),
+        limits=settings.limits,
+        notifier=notifier(),
+        ffmpeg=locate_ffmpeg(settings.ffmpeg_path),
+        lease_seconds=settings.lease_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+    )
+
+
+@cache
+def watchdog_service() -> WatchdogService:
+    settings = get_settings()
+    return WatchdogService(
+        records=records(),
+        queue=work_queue(),
+        notifier=notifier(),
+        max_attempts=settings.max_attempts,
+    )

@@ -1,0 +1,100 @@
+"""Where the local stack listens and what it is called; shared by `make run` and the tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    api_port: int = 8000
+    moto_port: int = 4566
+    region: str = "us-east-1"
+    bucket: str = "lapse-local"
+    table: str = "lapse-timelapses"
+    queue_name: str = "lapse-process"
+    dlq_name: str = "lapse-process-dlq"
+    host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls) -> LocalStack:
+        return cls(
+            api_port=int(os.environ.get("LAPSE_API_PORT", "8000")),
+            moto_port=int(os.environ.get("LAPSE_MOTO_PORT", "4566")),
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.moto_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def queue_url(self) -> str:
+        return f"{self.endpoint}/{ACCOUNT_ID}/{self.queue_name}"
+
+    @property
+    def queue_arn(self) -> str:
+        return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{self.queue_name}"
+
+    @property
+    def dlq_arn(self) -> str:
+        return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{self.dlq_name}"
+
+    def s3(self) -> S3Client:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def sqs(self) -> SQSClient:
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def dynamodb(self) -> DynamoDBClient:
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def environment(self) -> dict[str, str]:
+        """What the API and the worker read (chalicelib/settings.py) when run locally."""
+        return {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "LAPSE_STAGE": "local",
+            "LAPSE_AWS_ENDPOINT_URL": self.endpoint,
+            "LAPSE_BUCKET": self.bucket,
+            "LAPSE_TABLE": self.table,
+            "LAPSE_QUEUE_NAME": self.queue_name,
+            "LAPSE_QUEUE_URL": self.queue_url,
+            "LAPSE_DLQ_URL": f"{self.endpoint}/{ACCOUNT_ID}/{self.dlq_name}",
+            "LAPSE_API_PORT": str(self.api_port),
+            "LAPSE_MOTO_PORT": str(self.moto_port),
+        }

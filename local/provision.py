@@ -1,0 +1,98 @@
+"""Creates the bucket (CORS, ObjectCreated → queue), the queue and its dead-letter queue, and the
+table on the local services. Idempotent."""
+
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError
+
+from local.config import LocalStack
+
+MAX_RECEIVES = 3
+VISIBILITY_SECONDS = 900
+
+
+def provision(stack: LocalStack) -> None:
+    _queues(stack)
+    _bucket(stack)
+    _table(stack)
+
+
+def _queues(stack: LocalStack) -> None:
+    sqs = stack.sqs()
+    sqs.create_queue(QueueName=stack.dlq_name, Attributes={"MessageRetentionPeriod": "1209600"})
+    redrive = {"deadLetterTargetArn": stack.dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}
+    sqs.create_queue(
+        QueueName=stack.queue_name,
+        Attributes={
+            "VisibilityTimeout": str(VISIBILITY_SECONDS),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )
+
+
+def _bucket(stack: LocalStack) -> None:
+    s3 = stack.s3()
+    try:
+        s3.create_bucket(Bucket=stack.bucket)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            raise
+    s3.put_bucket_cors(
+        Bucket=stack.bucket,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedOrigins": ["*"],
+                    "AllowedMethods": ["GET", "PUT", "HEAD", "POST"],
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag"],
+                    "MaxAgeSeconds": 3600,
+                }
+            ]
+        },
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=stack.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": stack.queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "videos/"}]}},
+                }
+            ]
+        },
+    )
+
+
+def _table(stack: LocalStack) -> None:
+    dynamodb = stack.dynamodb()
+    try:
+        dynamodb.create_table(
+            TableName=stack.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "ownerProject", "AttributeType": "S"},
+                {"AttributeName": "createdAt", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "byOwnerProject",
+                    "KeySchema": [
+                        {"AttributeName": "ownerProject", "KeyType": "HASH"},
+                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    dynamodb.update_time_to_live(
+        TableName=stack.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+    )

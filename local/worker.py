@@ -1,0 +1,120 @@
+"""The local worker: long-polls the processing queue and calls the very handler Lambda runs
+(`chalicelib.events.process_uploads`), and runs the watchdog every few seconds
+(`python -m local.worker`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.events import process_uploads, watchdog
+from local.config import LocalStack
+
+logger = Logger(service="lapse-worker")
+stopping = threading.Event()
+
+
+class LocalContext:
+    """The slice of Lambda's context object the handlers use."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._deadline = time.monotonic() + timeout_seconds
+        self.aws_request_id = str(uuid.uuid4())
+        self.function_name = "lapse-local-worker"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def sqs_event(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS integration would hand the function for one message."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": message.get("MessageAttributes", {}),
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        ]
+    }
+
+
+def poll(stack: LocalStack, timeout_seconds: float) -> None:
+    sqs = stack.sqs()
+    while not stopping.is_set():
+        answer = sqs.receive_message(
+            QueueUrl=stack.queue_url,
+            MaxNumberOfMessages=1,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+        )
+        for message in answer.get("Messages", []):
+            try:
+                event = sqs_event(message, stack.queue_arn, stack.region)
+                process_uploads(event, LocalContext(timeout_seconds))
+            except Exception:
+                # As on Lambda: the message comes back after its visibility timeout, and lands
+                # in the dead-letter queue after too many receives.
+                logger.exception("handler failed; message left on the queue")
+                continue
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def run_watchdog(interval: float) -> None:
+    event = {
+        "version": "0",
+        "id": "local",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {},
+    }
+    while not stopping.wait(interval):
+        try:
+            watchdog(event, LocalContext(60))
+        except Exception:
+            logger.exception("watchdog sweep failed")
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    stopping.set()
+
+
+def main() -> None:
+    stack = LocalStack.from_env()
+    concurrency = int(os.environ.get("LAPSE_WORKER_CONCURRENCY", "2"))
+    timeout = float(os.environ.get("LAPSE_WORKER_TIMEOUT_SECONDS", "900"))
+    watchdog_interval = float(os.environ.get("LAPSE_WATCHDOG_SECONDS", "10"))
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    threads = [
+        threading.Thread(target=poll, args=(stack, timeout), name=f"poll-{n}", daemon=True)
+        for n in range(concurrency)
+    ]
+    threads.append(threading.Thread(target=run_watchdog, args=(watchdog_interval,), daemon=True))
+    for thread in threads:
+        thread.start()
+    logger.info("worker polling", extra={"queue": stack.queue_url, "concurrency": concurrency})
+    while not stopping.wait(0.5):
+        pass
+
+
+if __name__ == "__main__":
+    main()
