@@ -1,0 +1,64 @@
+"""Helpers shared by the integration and end-to-end tests: free ports, test media made with ffmpeg."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *args], check=True, timeout=300)
+
+
+def make_clip(
+    path: Path, *, seconds: float, size: str = "640x360", gop: int = 30, fps: int = 30
+) -> Path:
+    """A synthetic H.264 clip (moving test pattern) with a keyframe every `gop` frames."""
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}", "-t", str(seconds),
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-pix_fmt", "yuv420p",
+        str(path),
+    )  # fmt: skip
+    return path
+
+
+def make_large_clip(path: Path, *, at_least_bytes: int) -> Path:
+    """A real, playable H.264 file above `at_least_bytes`: lossless noise compresses to ~16 MB/s."""
+    seconds = max(2, at_least_bytes // (16 * 1024 * 1024) + 1)
+    ffmpeg(
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "640x360", "-r", "30", "-i", "/dev/urandom",
+        "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "60",
+        str(path),
+    )  # fmt: skip
+    assert path.stat().st_size > at_least_bytes, "the noise clip came out smaller than asked"
+    return path
+
+
+def describe(path_or_url: str) -> str:
+    """ffmpeg's own description of a media file (there is no ffprobe)."""
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", path_or_url, "-map", "0", "-c", "copy", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return result.stderr
+
+
+def count_frames(path_or_url: str) -> int:
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", path_or_url, "-map", "0:v:0", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    frames = [line for line in result.stderr.replace("\r", "\n").splitlines() if "frame=" in line]
+    assert frames, result.stderr[-2000:]
+    return int(frames[-1].split("frame=")[1].split()[0])
