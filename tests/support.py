@@ -1,4 +1,4 @@
-"""Helpers shared by the integration and end-to-end tests: free ports, test media made with ffmpeg."""
+"""Helpers shared by the integration and end-to-end tests: free ports, media made with ffmpeg."""
 
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ def clip_5s(media: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def clip_slow(media: Path) -> Path:
-    """720p, 30 s, a single keyframe: the engine must decode every frame, so it renders for a while."""
+    """720p, 30 s, one keyframe: the engine must decode every frame, so it renders for a while."""
     return make_clip(media / "clip-slow.mp4", seconds=30, size="1280x720", gop=900)
 
 

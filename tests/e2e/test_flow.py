@@ -192,4 +192,4 @@ def test_health_and_openapi_need_no_token(stack: object, alice: Api) -> None:
     document = requests.get(alice.url("/openapi.json"), timeout=10)
     assert document.status_code == 200
     assert document.json()["openapi"].startswith("3.")
-    assert "/timelapses/{id}" in document.json()["paths"]
+    assert any(path.startswith("/timelapses/{") for path in document.json()["paths"])

@@ -113,7 +113,7 @@ def test_probe_reads_size_rate_duration_codec_and_keyframes(clips: dict[str, Pat
     assert info.format_name.startswith("mov,mp4")
     assert info.size_bytes == clips["plain"].stat().st_size
     assert info.keyframe_interval_seconds == pytest.approx(0.5)
-    assert info.keyframe_count == 24
+    assert info.keyframe_count == 16
 
 
 def test_probe_reports_the_display_rotation(clips: dict[str, Path]):
