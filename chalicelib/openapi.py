@@ -1,13 +1,823 @@
-"""The OpenAPI document served at GET /openapi.json (kept in agreement with ../shared/API.md)."""
+"""The OpenAPI 3.1 document served at GET /openapi.json (kept in agreement with ../shared/API.md).
+
+Built from small helpers and from the code's own constants (content types, limits, enums), so that
+the document cannot drift from what the handlers accept. Path templates use the handlers' parameter
+names (``{timelapse_id}``, ``{project_id}``); tests/unit/test_openapi.py checks the document against
+the Chalice app's routes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import errors
+from chalicelib.domain.keys import VIDEO_EXTENSIONS
+from chalicelib.domain.limits import Limits, MiB
+from chalicelib.domain.requests import (
+    MAX_FILENAME,
+    MAX_PARTS_PER_REQUEST,
+    MAX_PROJECT_ID,
+    MAX_URL,
+)
+from chalicelib.domain.timelapse import Stage, Status
+from chalicelib.services.timelapses import FIRST_PART_URLS
+
+Schema = dict[str, Any]
+
+DEFAULTS = Limits()
+MAX_CONTENT_TYPE = 100
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+SECURITY_SCHEME = "bearerAuth"
+
+# projectId (requests.project_id): 1–128 characters, not blank, no '#', '/', '\', tab or newline.
+_PROJECT_CHARS = r"[^#/\\\t\n\r]"
+PROJECT_ID_PATTERN = rf"^(?=.*\S){_PROJECT_CHARS}+$"
+PROJECT_PATH_PATTERN = rf"^{_PROJECT_CHARS}+$"
+NOT_BLANK = r"\S"
+
+# Every refusal a route can answer: status → (error class whose `code` the body carries, meaning).
+# api.HTTP_STATUS maps the same classes to the same statuses (checked by the unit test).
+ERROR_RESPONSES: dict[int, tuple[type[errors.LapseError], str]] = {
+    400: (errors.ValidationError, "Malformed or invalid request (the message says which field)."),
+    401: (errors.UnauthorizedError, "No bearer token, or the token is invalid or expired."),
+    404: (errors.NotFoundError, "No such timelapse for this caller (another user's is unknown)."),
+    409: (errors.ConflictError, "The timelapse is not in a state that allows this."),
+    413: (errors.TooLargeError, "sizeBytes is over the configured maximum upload size."),
+    415: (errors.UnsupportedMediaError, "contentType is not a supported video type."),
+}
+INTERNAL_ERROR_CODE = "internal_error"
+
+# --- schema helpers -------------------------------------------------------------------------
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    """The schema, or JSON null."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _string(description: str = "", **keywords: Any) -> Schema:
+    return _described({"type": "string", **keywords}, description)
+
+
+def _integer(description: str = "", **keywords: Any) -> Schema:
+    return _described({"type": "integer", **keywords}, description)
+
+
+def _number(description: str = "", **keywords: Any) -> Schema:
+    return _described({"type": "number", **keywords}, description)
+
+
+def _timestamp(description: str) -> Schema:
+    return _string(description, format="date-time")
+
+
+def _url(description: str) -> Schema:
+    return _string(description, format="uri")
+
+
+def _described(schema: Schema, description: str) -> Schema:
+    return {**schema, "description": description} if description else schema
+
+
+def _object(
+    properties: dict[str, Schema],
+    *,
+    required: list[str] | None = None,
+    description: str = "",
+) -> Schema:
+    """An object; every property is required (always present, maybe null) unless told otherwise."""
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+    }
+    return _described(schema, description)
+
+
+def _array(items: Schema, description: str = "", **keywords: Any) -> Schema:
+    return _described({"type": "array", "items": items, **keywords}, description)
+
+
+def _enum(values: list[str], description: str = "") -> Schema:
+    return _string(description, enum=values)
+
+
+def _seconds(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _size(count: int) -> str:
+    gib = count / (1024 * MiB)
+    return f"{gib:g} GiB" if gib >= 1 else f"{count / MiB:g} MiB"
+
+
+# --- component schemas ----------------------------------------------------------------------
+
+
+def _error_schema() -> Schema:
+    codes = ", ".join(
+        f"`{kind.code}` ({status})" for status, (kind, _) in sorted(ERROR_RESPONSES.items())
+    )
+    detail = _object(
+        {
+            "code": _string(f"Stable, machine-readable: {codes}, `{INTERNAL_ERROR_CODE}` (500)."),
+            "message": _string("Why, in words a person understands."),
+        }
+    )
+    return _object({"error": detail}, description="The body of every refusal.")
+
+
+def _error_info_schema() -> Schema:
+    return _object(
+        {
+            "code": _string(
+                "Why it ended, machine-readable: e.g. `cancelled`, `invalid_media`, "
+                "`render_failed`, `timeout`, `size_mismatch`, `worker_lost`, `internal_error`."
+            ),
+            "message": _string("In words a user understands."),
+        },
+        description="Why a timelapse failed or was cancelled.",
+    )
+
+
+def _source_schema() -> Schema:
+    return _object(
+        {
+            "width": _integer("Display width in pixels (rotation applied).", minimum=1),
+            "height": _integer("Display height in pixels (rotation applied).", minimum=1),
+            "fps": _number("Frames per second.", exclusiveMinimum=0),
+            "durationSeconds": _number(minimum=0),
+            "codec": _string("The video codec, as ffmpeg names it (e.g. `h264`)."),
+            "sizeBytes": _integer("The stored original's size.", minimum=1),
+            "rotation": _integer("Clockwise rotation a player applies.", enum=[0, 90, 180, 270]),
+        },
+        description="What probing the original found.",
+    )
+
+
+def _output_schema() -> Schema:
+    return _object(
+        {
+            "width": _integer(minimum=1, maximum=DEFAULTS.output_max_side),
+            "height": _integer(minimum=1, maximum=DEFAULTS.output_max_side),
+            "fps": _number(exclusiveMinimum=0),
+            "durationSeconds": _number(minimum=0),
+            "sizeBytes": _integer(minimum=1),
+            "speedup": _number("Source duration ÷ timelapse duration.", exclusiveMinimum=0),
+        },
+        description=(
+            "The stored timelapse: H.264 yuv420p, longest side ≤ "
+            f"{DEFAULTS.output_max_side} (never upscaled), {DEFAULTS.output_fps} fps, no audio."
+        ),
+    )
+
+
+def _timelapse_properties() -> dict[str, Schema]:
+    content_types = sorted(VIDEO_EXTENSIONS)
+    return {
+        "id": _string("Server-made UUID.", format="uuid"),
+        "projectId": _string(maxLength=MAX_PROJECT_ID),
+        "status": _enum([s.value for s in Status], "Terminal: complete, failed, cancelled."),
+        "stage": _nullable(
+            _enum(
+                [s.value for s in Stage],
+                "null once uploaded with `process: false` (idle) and in terminal states.",
+            )
+        ),
+        "progress": _integer("Never goes down within one attempt.", minimum=0, maximum=100),
+        "videoKey": _string("What to play now: the original until complete, then the timelapse."),
+        "originalVideoKey": _string("`videos/<id>.<ext>`"),
+        "processedVideoKey": _nullable(_string("`timelapses/<id>.mp4` once complete")),
+        "posterKey": _nullable(_string("`posters/<id>.jpg` once complete")),
+        "filename": _nullable(_string("As the client gave it.")),
+        "contentType": _enum(content_types, "The declared type, lower-cased, without parameters."),
+        "sizeBytes": _integer("The declared size of the original.", minimum=1),
+        "durationMinutes": _nullable(_number("As the client gave it.", minimum=0)),
+        "targetSeconds": _number(
+            "Requested timelapse length; the output is never longer than the source.",
+            minimum=_seconds(DEFAULTS.min_target_seconds),
+        ),
+        "process": _bool("false: wait for `POST /timelapses/{id}/process` after the upload."),
+        "callbackUrl": _nullable(_string("As given on create.")),
+        "source": _nullable(_ref("SourceInfo")),
+        "output": _nullable(_ref("OutputInfo")),
+        "error": _nullable(_ref("ErrorInfo")),
+        "attempts": _integer("Processing attempts so far.", minimum=0),
+        "createdAt": _timestamp("ISO 8601 UTC."),
+        "updatedAt": _timestamp("ISO 8601 UTC."),
+        "startedAt": _nullable(_timestamp("When processing of the current attempt began.")),
+        "completedAt": _nullable(_timestamp("When it reached a terminal state.")),
+    }
+
+
+def _bool(description: str) -> Schema:
+    return _described({"type": "boolean"}, description)
+
+
+def _timelapse_schema() -> Schema:
+    return _object(_timelapse_properties(), description="A timelapse (`urls` only on GET by id).")
+
+
+def _timelapse_with_urls_schema() -> Schema:
+    urls = _object(
+        {
+            "video": _url("Presigned GET of `videoKey`."),
+            "original": _url("Presigned GET of the original (downloads under `filename`)."),
+            "poster": _nullable(_url("Presigned GET of the poster, once complete.")),
+        },
+        description=(
+            f"Presigned download URLs, valid {DEFAULTS.download_url_seconds // 60} minutes."
+        ),
+    )
+    return {"allOf": [_ref("Timelapse"), _object({"urls": urls})]}
+
+
+def _part_url_schema() -> Schema:
+    return _object(
+        {"partNumber": _integer(minimum=1), "url": _url("Presigned PUT for this part's bytes.")}
+    )
+
+
+def _part_urls_schema() -> Schema:
+    return _object(
+        {
+            "parts": _array(_ref("PartUrl"), "Sorted by partNumber, without duplicates."),
+            "expiresAt": _timestamp("When the earliest of these URLs expires."),
+        }
+    )
+
+
+def _put_upload_schema() -> Schema:
+    return _object(
+        {
+            "method": _string(const="PUT"),
+            "url": _url(
+                "Presigned PUT signed for exactly this key, content type and length; "
+                "a body of another size is refused by storage."
+            ),
+            "headers": _object(
+                {"Content-Type": _string()}, description="Send these headers with the PUT."
+            ),
+            "expiresAt": _timestamp("When the URL expires."),
+        },
+        description=(
+            f"Single-request upload, for files up to {_size(DEFAULTS.multipart_threshold_bytes)}."
+        ),
+    )
+
+
+def _multipart_upload_schema() -> Schema:
+    return _object(
+        {
+            "method": _string(const="multipart"),
+            "uploadId": _string(),
+            "partSize": _integer(
+                "Bytes in every part but the last (10–100 MiB, growing with the file).",
+                minimum=DEFAULTS.min_part_bytes,
+                maximum=DEFAULTS.max_part_bytes,
+            ),
+            "partCount": _integer(minimum=1, maximum=DEFAULTS.max_parts),
+            "parts": _array(
+                _ref("PartUrl"),
+                f"URLs for the first parts only (at most {FIRST_PART_URLS}); ask for the rest with "
+                "`POST /timelapses/{id}/upload/parts`. Keep each part's `ETag` response header.",
+                minItems=1,
+                maxItems=FIRST_PART_URLS,
+            ),
+            "expiresAt": _timestamp("When the earliest of these URLs expires."),
+        },
+        description=(
+            f"Multipart upload, for files above {_size(DEFAULTS.multipart_threshold_bytes)}: PUT "
+            "each part to its URL, then `POST /timelapses/{id}/upload/complete`."
+        ),
+    )
+
+
+def _upload_schema() -> Schema:
+    return {
+        "oneOf": [_ref("PutUpload"), _ref("MultipartUpload")],
+        "discriminator": {
+            "propertyName": "method",
+            "mapping": {
+                "PUT": "#/components/schemas/PutUpload",
+                "multipart": "#/components/schemas/MultipartUpload",
+            },
+        },
+    }
+
+
+def _create_request_schema() -> Schema:
+    supported = ", ".join(f"`{t}`" for t in sorted(VIDEO_EXTENSIONS))
+    limits = DEFAULTS
+    return _object(
+        {
+            "projectId": _string(
+                "Not blank; no '#', '/', '\\', tab or newline.",
+                minLength=1,
+                maxLength=MAX_PROJECT_ID,
+                pattern=PROJECT_ID_PATTERN,
+            ),
+            "contentType": _string(
+                f"One of {supported} (case-insensitive; parameters after ';' are ignored). "
+                "Another type answers 415.",
+                minLength=1,
+                maxLength=MAX_CONTENT_TYPE,
+                pattern=NOT_BLANK,
+                examples=sorted(VIDEO_EXTENSIONS),
+            ),
+            "sizeBytes": _integer(
+                f"Exact size of the file. Above {_size(limits.max_upload_bytes)} (configurable) "
+                f"answers 413; above {_size(limits.multipart_threshold_bytes)} the upload is "
+                "multipart.",
+                minimum=1,
+            ),
+            "filename": _nullable(
+                _string(
+                    "Used when downloading the original.", maxLength=MAX_FILENAME, pattern=NOT_BLANK
+                )
+            ),
+            "durationMinutes": _nullable(_number("The video's length, if known.", minimum=0)),
+            "targetSeconds": _nullable(
+                _number(
+                    "Wanted timelapse length; null or absent means the default.",
+                    minimum=_seconds(limits.min_target_seconds),
+                    maximum=_seconds(limits.max_target_seconds),
+                    default=_seconds(limits.default_target_seconds),
+                )
+            ),
+            "process": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: store the upload, process only on "
+                "`POST /timelapses/{id}/process`.",
+            },
+            "callbackUrl": _nullable(
+                _string(
+                    "http(s) URL to be told of each terminal state (webhook delivery is not "
+                    "wired yet: the URL is stored and returned).",
+                    maxLength=MAX_URL,
+                    pattern="^https?://",
+                )
+            ),
+        },
+        required=["projectId", "contentType", "sizeBytes"],
+        description="Unknown fields are ignored.",
+    )
+
+
+def _part_numbers_request_schema() -> Schema:
+    return _object(
+        {
+            "partNumbers": _array(
+                _integer("From 1 to the upload's partCount.", minimum=1),
+                minItems=1,
+                maxItems=MAX_PARTS_PER_REQUEST,
+            )
+        }
+    )
+
+
+def _completed_part_schema() -> Schema:
+    """{partNumber, etag}; S3's spellings PartNumber / ETag are accepted too."""
+    number = _integer("From 1 to the upload's partCount.", minimum=1)
+    etag = _string("The part's ETag response header.", minLength=1)
+    either = [
+        {"anyOf": [{"required": ["partNumber"]}, {"required": ["PartNumber"]}]},
+        {"anyOf": [{"required": ["etag"]}, {"required": ["ETag"]}]},
+    ]
+    return {
+        "type": "object",
+        "properties": {"partNumber": number, "etag": etag, "PartNumber": number, "ETag": etag},
+        "allOf": either,
+    }
+
+
+def _complete_request_schema() -> Schema:
+    parts = _array(
+        _ref("CompletedPart"),
+        "Each partNumber once. null or absent: the server lists the stored parts itself.",
+        minItems=1,
+    )
+    return _object({"parts": _nullable(parts)}, required=[])
+
+
+def _upload_status_schema() -> Schema:
+    stored = _object(
+        {"partNumber": _integer(minimum=1), "etag": _string(), "size": _integer(minimum=0)}
+    )
+    return _object(
+        {
+            "uploadId": _string(),
+            "partSize": _integer(minimum=1),
+            "partCount": _integer(minimum=1),
+            "parts": _array(stored, "The parts storage already holds."),
+        }
+    )
+
+
+def _component_schemas() -> dict[str, Schema]:
+    return {
+        "Error": _error_schema(),
+        "ErrorInfo": _error_info_schema(),
+        "SourceInfo": _source_schema(),
+        "OutputInfo": _output_schema(),
+        "Timelapse": _timelapse_schema(),
+        "TimelapseWithUrls": _timelapse_with_urls_schema(),
+        "TimelapseEnvelope": _object({"timelapse": _ref("Timelapse")}),
+        "TimelapseList": _object(
+            {
+                "items": _array(_ref("Timelapse"), "Newest first."),
+                "nextCursor": _nullable(_string("Pass as `?cursor=` for the next page.")),
+            }
+        ),
+        "PartUrl": _part_url_schema(),
+        "PartUrls": _part_urls_schema(),
+        "PutUpload": _put_upload_schema(),
+        "MultipartUpload": _multipart_upload_schema(),
+        "Upload": _upload_schema(),
+        "CreateTimelapseRequest": _create_request_schema(),
+        "CreatedTimelapse": _object({"timelapse": _ref("Timelapse"), "upload": _ref("Upload")}),
+        "PartNumbersRequest": _part_numbers_request_schema(),
+        "CompletedPart": _completed_part_schema(),
+        "CompleteUploadRequest": _complete_request_schema(),
+        "UploadStatus": _upload_status_schema(),
+        "Health": _object({"status": _string(const="ok")}),
+    }
+
+
+# --- responses, parameters, operations ------------------------------------------------------
+
+
+def _json(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ok(description: str, schema: Schema | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response["content"] = _json(schema)
+    return response
+
+
+def _error_response_name(status: int) -> str:
+    return f"Error{status}"
+
+
+def _component_responses() -> dict[str, Any]:
+    responses = {
+        _error_response_name(status): _error_response(description, kind.code)
+        for status, (kind, description) in ERROR_RESPONSES.items()
+    }
+    responses[_error_response_name(500)] = _error_response(
+        "Unexpected server error (logged).", INTERNAL_ERROR_CODE
+    )
+    return responses
+
+
+def _error_response(description: str, code: str) -> dict[str, Any]:
+    example = {"error": {"code": code, "message": description}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Error"), "example": example}},
+    }
+
+
+def _refusals(*statuses: int) -> dict[str, Any]:
+    """401 and 500 on every authenticated route, plus the given statuses."""
+    wanted = sorted({401, 500, *statuses})
+    return {
+        str(status): {"$ref": f"#/components/responses/{_error_response_name(status)}"}
+        for status in wanted
+    }
+
+
+def _path_parameter(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _timelapse_id() -> Schema:
+    return _path_parameter(
+        "timelapse_id",
+        _string(minLength=1),
+        "The timelapse's id. Unknown, or another user's: 404.",
+    )
+
+
+def _project_id() -> Schema:
+    return _path_parameter(
+        "project_id",
+        _string(maxLength=MAX_PROJECT_ID, pattern=PROJECT_PATH_PATTERN),
+        "The project. One with no timelapses of the caller answers an empty list.",
+    )
+
+
+def _query_parameter(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _list_parameters() -> list[Schema]:
+    return [
+        _project_id(),
+        _query_parameter(
+            "limit",
+            _integer(minimum=1, maximum=MAX_PAGE, default=DEFAULT_PAGE),
+            "Page size. Out of range or not an integer: 400.",
+        ),
+        _query_parameter(
+            "cursor",
+            _string(),
+            "`nextCursor` of the previous page; one this API did not hand out: 400.",
+        ),
+        _query_parameter(
+            "status",
+            _enum([s.value for s in Status]),
+            "Only timelapses in this status. Another value: 400.",
+        ),
+    ]
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    tag: str = "timelapses",
+    description: str = "",
+    parameters: list[Schema] | None = None,
+    body: Schema | None = None,
+    body_required: bool = True,
+    public: bool = False,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+    }
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, "content": _json(body)}
+    if public:
+        operation["security"] = []
+    operation["responses"] = responses
+    return operation
+
+
+# --- paths ----------------------------------------------------------------------------------
+
+
+def _service_paths() -> dict[str, Any]:
+    return {
+        "/health": {
+            "get": _operation(
+                "health",
+                "Liveness check",
+                {"200": _ok("The API is up.", _ref("Health"))},
+                tag="service",
+                public=True,
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document",
+                {"200": _ok("The OpenAPI 3.1 document.", {"type": "object"})},
+                tag="service",
+                public=True,
+            )
+        },
+    }
+
+
+def _create_path() -> dict[str, Any]:
+    return {
+        "/timelapses": {
+            "post": _operation(
+                "create_timelapse",
+                "Create a timelapse and get its upload instructions",
+                {
+                    "201": _ok("Created; upload the original as told.", _ref("CreatedTimelapse")),
+                    **_refusals(400, 413, 415),
+                },
+                description=(
+                    "Creates a pending timelapse (`stage: awaiting_upload`). Files up to "
+                    f"{_size(DEFAULTS.multipart_threshold_bytes)} get a single presigned PUT, "
+                    "larger ones a multipart upload. Once the original is stored, processing "
+                    "starts by itself (unless `process` is false; where storage sends no events, "
+                    "call `POST /timelapses/{id}/process`)."
+                ),
+                body=_ref("CreateTimelapseRequest"),
+            )
+        }
+    }
+
+
+def _timelapse_path() -> dict[str, Any]:
+    return {
+        "/timelapses/{timelapse_id}": {
+            "parameters": [_timelapse_id()],
+            "get": _operation(
+                "get_timelapse",
+                "Get a timelapse (the polling endpoint)",
+                {
+                    "200": _ok("The timelapse, with download URLs.", _ref("TimelapseWithUrls")),
+                    **_refusals(404),
+                },
+            ),
+            "delete": _operation(
+                "delete_timelapse",
+                "Delete a timelapse and every object it owns",
+                {"204": _ok("Deleted (no body)."), **_refusals(404)},
+                description=(
+                    "Deletes the record, the original, the timelapse and the poster, and aborts "
+                    "a multipart upload in flight. A pending or processing one is cancelled first."
+                ),
+            ),
+        }
+    }
+
+
+def _upload_paths() -> dict[str, Any]:
+    not_uploading = (
+        "409 if the timelapse was created for a single PUT, or its upload is over "
+        "(it is no longer pending/awaiting_upload)."
+    )
+    return {
+        "/timelapses/{timelapse_id}/upload/parts": {
+            "parameters": [_timelapse_id()],
+            "post": _operation(
+                "sign_upload_parts",
+                "Fresh URLs for some parts of a multipart upload",
+                {"200": _ok("Presigned part URLs.", _ref("PartUrls")), **_refusals(400, 404, 409)},
+                tag="uploads",
+                description=f"For resuming after the first URLs expired. {not_uploading}",
+                body=_ref("PartNumbersRequest"),
+            ),
+        },
+        "/timelapses/{timelapse_id}/upload": {
+            "parameters": [_timelapse_id()],
+            "get": _operation(
+                "get_upload",
+                "What storage already holds of a multipart upload",
+                {"200": _ok("The stored parts.", _ref("UploadStatus")), **_refusals(404, 409)},
+                tag="uploads",
+                description=(
+                    "So that an interrupted upload resumes without re-sending those parts. "
+                    f"{not_uploading} 404 also if the multipart upload is gone."
+                ),
+            ),
+        },
+        "/timelapses/{timelapse_id}/upload/complete": {
+            "parameters": [_timelapse_id()],
+            "post": _operation(
+                "complete_upload",
+                "Complete a multipart upload",
+                {
+                    "202": _ok(
+                        "Completed. The timelapse as it was (processing starts from the "
+                        "object's creation) or, where storage sends no events, already queued.",
+                        _ref("TimelapseEnvelope"),
+                    ),
+                    **_refusals(400, 404, 409),
+                },
+                tag="uploads",
+                description=(
+                    "400 when parts are missing or storage holds fewer bytes than declared; when "
+                    "it holds more, the upload is discarded, the timelapse fails "
+                    f"(`size_mismatch`) and 400 answers. {not_uploading}"
+                ),
+                body=_ref("CompleteUploadRequest"),
+                body_required=False,
+            ),
+        },
+    }
+
+
+def _action_paths() -> dict[str, Any]:
+    return {
+        "/timelapses/{timelapse_id}/cancel": {
+            "parameters": [_timelapse_id()],
+            "post": _operation(
+                "cancel_timelapse",
+                "Cancel a pending or processing timelapse",
+                {"202": _ok("Cancelled.", _ref("TimelapseEnvelope")), **_refusals(404, 409)},
+                description=(
+                    "A running render stops within seconds; a multipart upload in flight is "
+                    "aborted. Cancelling a cancelled one is a no-op 202; a complete or failed "
+                    "one answers 409."
+                ),
+            ),
+        },
+        "/timelapses/{timelapse_id}/process": {
+            "parameters": [_timelapse_id()],
+            "post": _operation(
+                "process_timelapse",
+                "Queue processing of the stored original",
+                {"202": _ok("Accepted.", _ref("TimelapseEnvelope")), **_refusals(404, 409)},
+                description=(
+                    "For `process: false` uploads, for retrying a failed or cancelled one, and "
+                    "where storage sends no events (R2). On one still awaiting its upload, the "
+                    "stored original is checked (409 if missing or of another size than "
+                    "declared) and the timelapse is marked uploaded and queued (left idle, "
+                    "`stage: null`, if it was created with `process: false`). 409 while it is "
+                    "queued or processing, or complete."
+                ),
+            ),
+        },
+    }
+
+
+def _list_path() -> dict[str, Any]:
+    return {
+        "/projects/{project_id}/timelapses": {
+            "get": _operation(
+                "list_project_timelapses",
+                "List the caller's timelapses of a project, newest first",
+                {"200": _ok("One page.", _ref("TimelapseList")), **_refusals(400)},
+                parameters=_list_parameters(),
+            )
+        }
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        **_service_paths(),
+        **_create_path(),
+        **_timelapse_path(),
+        **_upload_paths(),
+        **_action_paths(),
+        **_list_path(),
+    }
+
+
+def _info() -> dict[str, Any]:
+    return {
+        "title": "lapse",
+        "version": "1.0.0",
+        "summary": "Turns long videos into timelapses.",
+        "description": (
+            "Create a timelapse, upload the original straight to storage with the presigned "
+            "URL(s) it answers, then poll `GET /timelapses/{id}` until it is complete. All "
+            "bodies are JSON; times are ISO 8601 UTC. A caller sees only its own timelapses."
+        ),
+    }
+
+
+def _security_schemes() -> dict[str, Any]:
+    return {
+        SECURITY_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": (
+                "`sub` is the caller's user id. Locally HS256 with `LAPSE_JWT_SECRET`; deployed, "
+                "tokens of the configured OIDC issuer (Cognito by default)."
+            ),
+        }
+    }
+
 
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "lapse", "version": "1.0.0"},
-        "paths": {},
+        "info": _info(),
+        "servers": [
+            {"url": ".", "description": "The API that serves this document."},
+            {"url": "http://127.0.0.1:8000", "description": "`make run` (LAPSE_API_PORT)."},
+        ],
+        "tags": [
+            {"name": "timelapses"},
+            {"name": "uploads", "description": "Multipart uploads."},
+            {"name": "service"},
+        ],
+        "security": [{SECURITY_SCHEME: []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": _component_schemas(),
+            "responses": _component_responses(),
+            "securitySchemes": _security_schemes(),
+        },
     }
