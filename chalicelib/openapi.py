@@ -59,7 +59,10 @@ def _nullable(schema: Schema) -> Schema:
     """The schema, or JSON null."""
     kind = schema.get("type")
     if isinstance(kind, str):
-        return {**schema, "type": [kind, "null"]}
+        nullable = {**schema, "type": [kind, "null"]}
+        if "enum" in schema:
+            nullable["enum"] = [*schema["enum"], None]
+        return nullable
     return {"anyOf": [schema, {"type": "null"}]}
 
 
