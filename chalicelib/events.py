@@ -23,6 +23,7 @@ events = Blueprint(__name__)
 
 # Chalice binds the event source at packaging time, so the queue name is read at import.
 QUEUE_NAME = os.environ.get("LAPSE_QUEUE_NAME", "lapse-process")
+DEAD_LETTER_QUEUE_NAME = os.environ.get("LAPSE_DLQ_NAME", f"{QUEUE_NAME}-dlq")
 # Stop rendering this long before Lambda would kill the function, to fail with a clear message.
 DEADLINE_MARGIN_SECONDS = 20.0
 
@@ -85,6 +86,15 @@ def process_uploads(event: SQSEvent) -> None:
     for record in event:
         for work in work_in_message(record.body):
             handle_work(work, deadline)
+
+
+@events.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=10)
+def dead_letters(event: SQSEvent) -> None:
+    """Messages that failed too often: their records end `failed`, not silently lost."""
+    watchdog_service = wiring.watchdog_service()
+    for record in event:
+        for work in work_in_message(record.body):
+            watchdog_service.dead_letter(work.timelapse_id, utcnow())
 
 
 @events.schedule(Rate(1, unit=Rate.MINUTES))

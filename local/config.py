@@ -47,6 +47,10 @@ class LocalStack:
         return f"{self.endpoint}/{ACCOUNT_ID}/{self.queue_name}"
 
     @property
+    def dlq_url(self) -> str:
+        return f"{self.endpoint}/{ACCOUNT_ID}/{self.dlq_name}"
+
+    @property
     def queue_arn(self) -> str:
         return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{self.queue_name}"
 
@@ -94,7 +98,7 @@ class LocalStack:
             "LAPSE_TABLE": self.table,
             "LAPSE_QUEUE_NAME": self.queue_name,
             "LAPSE_QUEUE_URL": self.queue_url,
-            "LAPSE_DLQ_URL": f"{self.endpoint}/{ACCOUNT_ID}/{self.dlq_name}",
+            "LAPSE_DLQ_NAME": self.dlq_name,
             "LAPSE_API_PORT": str(self.api_port),
             "LAPSE_MOTO_PORT": str(self.moto_port),
         }

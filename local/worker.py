@@ -9,13 +9,13 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.events import process_uploads, watchdog
+from chalicelib.events import dead_letters, process_uploads, watchdog
 from local.config import LocalStack
 
 logger = Logger(service="lapse-worker")
@@ -53,25 +53,32 @@ def sqs_event(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[s
     }
 
 
-def poll(stack: LocalStack, timeout_seconds: float) -> None:
+Handler = Callable[[dict[str, Any], LocalContext], Any]
+
+
+def poll(stack: LocalStack, queue_url: str, handler: Handler, timeout_seconds: float) -> None:
+    """Lambda's SQS integration, one message at a time: the handler returns → delete the message."""
     sqs = stack.sqs()
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
     while not stopping.is_set():
         answer = sqs.receive_message(
-            QueueUrl=stack.queue_url,
+            QueueUrl=queue_url,
             MaxNumberOfMessages=1,
             WaitTimeSeconds=1,
             AttributeNames=["All"],
         )
         for message in answer.get("Messages", []):
             try:
-                event = sqs_event(message, stack.queue_arn, stack.region)
-                process_uploads(event, LocalContext(timeout_seconds))
+                event = sqs_event(message, queue_arn, stack.region)
+                handler(event, LocalContext(timeout_seconds))
             except Exception:
                 # As on Lambda: the message comes back after its visibility timeout, and lands
                 # in the dead-letter queue after too many receives.
                 logger.exception("handler failed; message left on the queue")
                 continue
-            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def run_watchdog(interval: float) -> None:
@@ -105,9 +112,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     threads = [
-        threading.Thread(target=poll, args=(stack, timeout), name=f"poll-{n}", daemon=True)
-        for n in range(concurrency)
+        threading.Thread(
+            target=poll, args=(stack, stack.queue_url, process_uploads, timeout), daemon=True
+        )
+        for _ in range(concurrency)
     ]
+    threads.append(
+        threading.Thread(target=poll, args=(stack, stack.dlq_url, dead_letters, 60), daemon=True)
+    )
     threads.append(threading.Thread(target=run_watchdog, args=(watchdog_interval,), daemon=True))
     for thread in threads:
         thread.start()

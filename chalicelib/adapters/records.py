@@ -420,6 +420,17 @@ class DynamoDBTimelapseRepository:
             TimelapseModel.status == Status.PENDING.value,
         )
 
+    def fail_abandoned(self, timelapse_id: str, error: ErrorInfo, now: datetime) -> Timelapse:
+        """pending, or processing with a lease that ran out → failed (a dead-lettered message)."""
+        abandoned = (TimelapseModel.status == Status.PROCESSING.value) & (
+            TimelapseModel.lease_expires_at < now.timestamp()
+        )
+        return self._update(
+            timelapse_id,
+            self._failure_actions(error),
+            (TimelapseModel.status == Status.PENDING.value) | abandoned,
+        )
+
     def expire_lease(
         self, timelapse_id: str, token: str, now: datetime, *, retry: bool, error: ErrorInfo
     ) -> Timelapse:

@@ -62,3 +62,19 @@ class WatchdogService:
         if report.requeued or report.failed or report.resent:
             logger.info("watchdog sweep", extra=report.__dict__)
         return report
+
+    def dead_letter(self, timelapse_id: str, now: datetime) -> bool:
+        """A message for this record kept failing and reached the dead-letter queue: unless a
+        worker is still on it, fail the record with a message instead of losing it silently."""
+        error = ErrorInfo(
+            "processing_failed",
+            "Processing failed repeatedly and was stopped. Try again later; if it keeps failing, "
+            "the video may be damaged.",
+        )
+        try:
+            failed = self.records.fail_abandoned(timelapse_id, error, now)
+        except ConflictError:
+            return False
+        logger.warning("dead-lettered record failed", extra={"timelapse_id": timelapse_id})
+        self.notifier.timelapse_ended(failed)
+        return True
