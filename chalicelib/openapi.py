@@ -208,7 +208,9 @@ def _timelapse_properties() -> dict[str, Schema]:
             "Requested timelapse length; the output is never longer than the source.",
             minimum=_seconds(DEFAULTS.min_target_seconds),
         ),
-        "process": _bool("false: wait for `POST /timelapses/{id}/process` after the upload."),
+        "process": _bool(
+            "false: wait for `POST /timelapses/{timelapse_id}/process` after the upload."
+        ),
         "callbackUrl": _nullable(_string("As given on create.")),
         "source": _nullable(_ref("SourceInfo")),
         "output": _nullable(_ref("OutputInfo")),
@@ -290,8 +292,9 @@ def _multipart_upload_schema() -> Schema:
             "partCount": _integer(minimum=1, maximum=DEFAULTS.max_parts),
             "parts": _array(
                 _ref("PartUrl"),
-                f"URLs for the first parts only (at most {FIRST_PART_URLS}); ask for the rest with "
-                "`POST /timelapses/{id}/upload/parts`. Keep each part's `ETag` response header.",
+                f"URLs for the first parts only (at most {FIRST_PART_URLS}); ask for the rest "
+                "with `POST /timelapses/{timelapse_id}/upload/parts`. Keep each part's `ETag` "
+                "response header.",
                 minItems=1,
                 maxItems=FIRST_PART_URLS,
             ),
@@ -299,7 +302,7 @@ def _multipart_upload_schema() -> Schema:
         },
         description=(
             f"Multipart upload, for files above {_size(DEFAULTS.multipart_threshold_bytes)}: PUT "
-            "each part to its URL, then `POST /timelapses/{id}/upload/complete`."
+            "each part to its URL, then `POST /timelapses/{timelapse_id}/upload/complete`."
         ),
     )
 
@@ -360,7 +363,7 @@ def _create_request_schema() -> Schema:
                 "type": "boolean",
                 "default": True,
                 "description": "false: store the upload, process only on "
-                "`POST /timelapses/{id}/process`.",
+                "`POST /timelapses/{timelapse_id}/process`.",
             },
             "callbackUrl": _nullable(
                 _string(
@@ -629,7 +632,7 @@ def _create_path() -> dict[str, Any]:
                     f"{_size(DEFAULTS.multipart_threshold_bytes)} get a single presigned PUT, "
                     "larger ones a multipart upload. Once the original is stored, processing "
                     "starts by itself (unless `process` is false; where storage sends no events, "
-                    "call `POST /timelapses/{id}/process`)."
+                    "call `POST /timelapses/{timelapse_id}/process`)."
                 ),
                 body=_ref("CreateTimelapseRequest"),
             )
@@ -783,8 +786,8 @@ def _info() -> dict[str, Any]:
         "summary": "Turns long videos into timelapses.",
         "description": (
             "Create a timelapse, upload the original straight to storage with the presigned "
-            "URL(s) it answers, then poll `GET /timelapses/{id}` until it is complete. All "
-            "bodies are JSON; times are ISO 8601 UTC. A caller sees only its own timelapses."
+            "URL(s) it answers, then poll `GET /timelapses/{timelapse_id}` until it is complete. "
+            "All bodies are JSON; times are ISO 8601 UTC. A caller sees only its own timelapses."
         ),
     }
 
