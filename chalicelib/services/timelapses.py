@@ -179,7 +179,7 @@ class TimelapseService:
             )
         self.storage.complete_multipart(key, upload.upload_id, parts)
         if not self.storage_events:
-            timelapse = self._queue_uploaded(timelapse)
+            timelapse = self._queue_uploaded(timelapse, queue=timelapse.process)
         return {"timelapse": timelapse.as_api()}
 
     # --- read ---------------------------------------------------------------------------------
@@ -230,7 +230,8 @@ class TimelapseService:
     def process(self, owner_id: str, timelapse_id: str) -> Timelapse:
         timelapse = self.records.get_owned(timelapse_id, owner_id)
         if timelapse.status is Status.PENDING and timelapse.stage is Stage.AWAITING_UPLOAD:
-            return self._queue_uploaded(timelapse)
+            # The owner asks for processing: queue it, whatever `process` said at create time.
+            return self._queue_uploaded(timelapse, queue=True)
         if not can_requeue(timelapse):
             state = timelapse.status.value + (
                 f"/{timelapse.stage.value}" if timelapse.stage else ""
@@ -250,18 +251,18 @@ class TimelapseService:
             raise ConflictError("no original video has been uploaded for this timelapse")
         return found.size
 
-    def _queue_uploaded(self, timelapse: Timelapse) -> Timelapse:
-        """awaiting_upload → queued once the object is really there (no bucket events: R2)."""
+    def _queue_uploaded(self, timelapse: Timelapse, *, queue: bool) -> Timelapse:
+        """awaiting_upload → queued (or idle) once the object is really there (no bucket events)."""
         size = self._require_original(timelapse)
         if size != timelapse.size_bytes:
             raise ConflictError(
                 f"storage holds {size} bytes, not the declared {timelapse.size_bytes}: "
                 "the upload is not finished"
             )
-        queued = self.records.mark_uploaded(timelapse.id, queue=timelapse.process)
-        if timelapse.process:
+        uploaded = self.records.mark_uploaded(timelapse.id, queue=queue)
+        if queue:
             self.queue.send_process(timelapse.id)
-        return queued
+        return uploaded
 
     def delete(self, owner_id: str, timelapse_id: str) -> None:
         timelapse = self.records.get_owned(timelapse_id, owner_id)
