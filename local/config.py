@@ -26,12 +26,16 @@ class LocalStack:
     queue_name: str = "lapse-process"
     dlq_name: str = "lapse-process-dlq"
     host: str = "127.0.0.1"
+    # False mimics Cloudflare R2: the bucket sends no ObjectCreated events; the API enqueues.
+    storage_events: bool = True
 
     @classmethod
     def from_env(cls) -> LocalStack:
         return cls(
             api_port=int(os.environ.get("LAPSE_API_PORT", "8000")),
             moto_port=int(os.environ.get("LAPSE_MOTO_PORT", "4566")),
+            storage_events=os.environ.get("LAPSE_STORAGE_EVENTS", "true").lower()
+            not in {"0", "false", "no", "off"},
         )
 
     @property
@@ -99,6 +103,7 @@ class LocalStack:
             "LAPSE_QUEUE_NAME": self.queue_name,
             "LAPSE_QUEUE_URL": self.queue_url,
             "LAPSE_DLQ_NAME": self.dlq_name,
+            "LAPSE_STORAGE_EVENTS": "true" if self.storage_events else "false",
             "LAPSE_API_PORT": str(self.api_port),
             "LAPSE_MOTO_PORT": str(self.moto_port),
         }

@@ -53,6 +53,8 @@ def _bucket(stack: LocalStack) -> None:
             ]
         },
     )
+    if not stack.storage_events:
+        return  # like R2: no bucket events; the API enqueues the work itself
     s3.put_bucket_notification_configuration(
         Bucket=stack.bucket,
         NotificationConfiguration={

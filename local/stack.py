@@ -134,7 +134,9 @@ class Supervisor:
             f"  moto server      {stack.endpoint}   (S3, SQS, DynamoDB; log in .run/)\n"
             f"  bucket {stack.bucket}, queue {stack.queue_name} (+ {stack.dlq_name}), "
             f"table {stack.table}\n"
-            f"  worker           polling {stack.queue_name}\n"
+            f"  worker           polling {stack.queue_name}"
+            + ("" if stack.storage_events else "   (no bucket events, as on R2)")
+            + "\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
