@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+SEND_BUFFER_BYTES = 1024 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -89,7 +92,18 @@ def _handler(root: Path, counter: ByteCounter) -> type[BaseHTTPRequestHandler]:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    """Threads per connection; a send buffer like a network's bandwidth-delay product.
+
+    On loopback the kernel would otherwise accept many MB of an open-ended range response that
+    ffmpeg never reads (it closes the connection to seek), and count them as sent.
+    """
+
     daemon_threads = True
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        return connection, address
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # ffmpeg drops connections when it seeks; that is not an error

@@ -24,8 +24,8 @@ from chalicelib.domain.plan import SourceInfo
 from chalicelib.errors import InvalidMediaError, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason
 
-KEYFRAME_SCAN_SECONDS = 120
-KEYFRAME_SCAN_MAX = 24
+KEYFRAME_SCAN_SECONDS = 90
+KEYFRAME_SCAN_MAX = 16
 
 NOT_A_VIDEO = "This file is not a video lapse can read. Upload an MP4, MOV, MKV, WebM or AVI video."
 DAMAGED = "This video cannot be read; it may be damaged or incomplete."

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from chalicelib.domain.plan import RenderPlan
-from chalicelib.errors import DeadlineExceeded, RenderCancelled, RenderError
+from chalicelib.errors import DeadlineExceeded, LapseError, RenderCancelled, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason, stderr_tail
 from chalicelib.media.probe import probe
 
@@ -64,7 +64,10 @@ def render_timelapse(
         raise RenderError("ffmpeg produced no output for this video.")
     if frames == 0:
         raise RenderError("No frame of this video could be decoded.")
-    info = probe(str(output_path), ffmpeg=ffmpeg)
+    try:
+        info = probe(str(output_path), ffmpeg=ffmpeg)
+    except LapseError as exc:
+        raise RenderError(f"The rendered video is unreadable: {exc.message}") from exc
     on_progress(100)
     return RenderResult(
         width=info.display_width,
@@ -206,14 +209,18 @@ def _run(
     with log_path.open("w+b") as log, _running(command, log) as process:
         assert process.stdout is not None
         progress = _Progress(process.stdout)
-        while process.poll() is None:
-            watch.check()
-            percent = min(99, progress.frames * 100 // max(1, planned_frames))
-            if percent > reported:
-                reported = percent
-                on_progress(percent)
-            time.sleep(POLL_SECONDS)
-        progress.join()
+        try:
+            while process.poll() is None:
+                watch.check()
+                percent = min(99, progress.frames * 100 // max(1, planned_frames))
+                if percent > reported:
+                    reported = percent
+                    on_progress(percent)
+                time.sleep(POLL_SECONDS)
+        finally:
+            _stop(process)
+            progress.join()
+            process.stdout.close()
         if process.returncode != 0:
             log.seek(0)
             stderr = log.read().decode("utf-8", "replace")
@@ -242,8 +249,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 def _download(url: str, directory: Path, watch: _Watch) -> Path:
