@@ -3,6 +3,7 @@ on free ports; tests talk to it only over HTTP and through the presigned URLs it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -87,19 +88,24 @@ class RunningStack:
         return Api(self.config.api_url, user)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    config = LocalStack(api_port=free_port(), moto_port=free_port())
-    log = tmp_path_factory.mktemp("stack") / "stack.log"
-    env = {
+@contextlib.contextmanager
+def running_stack(log: Path, **env: str) -> Iterator[RunningStack]:
+    """`python -m local.stack` on free ports, as `make run` starts it; stopped by Ctrl-C."""
+    config = LocalStack(
+        api_port=free_port(),
+        moto_port=free_port(),
+        storage_events=env.get("LAPSE_STORAGE_EVENTS", "true") == "true",
+    )
+    environment = {
         **os.environ,
         "LAPSE_API_PORT": str(config.api_port),
         "LAPSE_MOTO_PORT": str(config.moto_port),
         "LAPSE_WATCHDOG_SECONDS": "2",
+        **env,
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=environment, stdout=out, stderr=out
         )
     running = RunningStack(config, process, log)
     deadline = time.monotonic() + 60
@@ -112,13 +118,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
             pass
         assert time.monotonic() < deadline, "the stack did not come up:\n" + log.read_text()[-3000:]
         time.sleep(0.2)
-    yield running
-    process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail("the stack did not stop on Ctrl-C within 20 s")
+        yield running
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail("the stack did not stop on Ctrl-C within 20 s")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with running_stack(tmp_path_factory.mktemp("stack") / "stack.log") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
