@@ -576,8 +576,7 @@ def test_list_by_project_filters_by_status(
 CRASH = (
     "records.py _decode_cursor (l. 177) accepts any JSON object and list_by_project (l. 251) "
     "catches only QueryError: a key whose values are not DynamoDB attribute values makes "
-    "botocore's "
-    "serializer raise AttributeError/KeyError, a 500 instead of 400"
+    "botocore's serializer raise AttributeError/KeyError, a 500 instead of 400"
 )
 
 
