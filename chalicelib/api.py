@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -51,6 +52,8 @@ def _handled(func: Handler) -> Handler:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
+        context = api.current_request.context or {}
+        logger.thread_safe_append_keys(request_id=context.get("requestId") or str(uuid.uuid4()))
         try:
             return func(*args, **kwargs)
         except errors.LapseError as exc:

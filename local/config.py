@@ -97,6 +97,8 @@ class LocalStack:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "LAPSE_STAGE": "local",
+            # Readable log lines (chalicelib/logs.py); EMF metrics only matter on AWS.
+            "POWERTOOLS_METRICS_DISABLED": "true",
             "LAPSE_AWS_ENDPOINT_URL": self.endpoint,
             "LAPSE_BUCKET": self.bucket,
             "LAPSE_TABLE": self.table,

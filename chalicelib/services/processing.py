@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from chalicelib.adapters.storage import MULTIPART_THRESHOLD
 from chalicelib.domain.keys import poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
@@ -29,7 +31,7 @@ from chalicelib.errors import (
     LapseError,
     RenderCancelled,
 )
-from chalicelib.logs import logger
+from chalicelib.logs import logger, metrics
 from chalicelib.media.probe import probe
 from chalicelib.media.render import make_poster, render_timelapse
 from chalicelib.services.ports import Notifier, Storage, TimelapseRepository
@@ -226,6 +228,7 @@ class ProcessingService:
             )
         except (RenderCancelled, ConflictError):
             logger.info("stopped: cancelled or claim lost; removing partial outputs")
+            metrics.add_metric(name="RendersStopped", unit=MetricUnit.Count, value=1)
             self.storage.delete(*outputs)
             return None
         except InvalidMediaError as exc:
@@ -239,11 +242,15 @@ class ProcessingService:
             self.storage.delete(*outputs)
             return self._fail(timelapse, token, INTERNAL_ERROR)
         logger.info("complete", extra={"output": output})
+        metrics.add_metric(name="RendersCompleted", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="SpeedUp", unit=MetricUnit.Count, value=output["speedup"])
+        metrics.add_metric(name="BytesWritten", unit=MetricUnit.Bytes, value=output["sizeBytes"])
         self.notifier.timelapse_ended(done)
         return done
 
     def _fail(self, timelapse: Timelapse, token: str, error: ErrorInfo) -> Timelapse | None:
         logger.info("failed", extra={"error": error.as_api()})
+        metrics.add_metric(name="RendersFailed", unit=MetricUnit.Count, value=1)
         try:
             failed = self.records.fail(timelapse.id, token, error)
         except ConflictError:
@@ -275,7 +282,10 @@ class ProcessingService:
             should_stop=lambda: heartbeat.lost,
             deadline=deadline,
         )
-        logger.info("rendered", extra={"seconds": round(time.monotonic() - started, 2)})
+        render_seconds = time.monotonic() - started
+        logger.info("rendered", extra={"seconds": round(render_seconds, 2), "plan": plan.strategy})
+        metrics.add_metric(name="RenderSeconds", unit=MetricUnit.Seconds, value=render_seconds)
+        metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=original.size)
         heartbeat.advance(Stage.UPLOADING)
         poster = work_dir / "poster.jpg"
         make_poster(video, poster, ffmpeg=self.ffmpeg, at_seconds=result.duration_seconds / 2)
