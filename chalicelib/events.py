@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -17,6 +17,7 @@ from chalicelib import wiring
 from chalicelib.adapters.queue import PROCESS_MESSAGE
 from chalicelib.domain.keys import timelapse_id_from_event_key
 from chalicelib.domain.timelapse import utcnow
+from chalicelib.domain.webhooks import WEBHOOK_MESSAGE
 from chalicelib.logs import logger
 
 events = Blueprint(__name__)
@@ -32,9 +33,10 @@ DEADLINE_MARGIN_SECONDS = 20.0
 class Work:
     """One unit of work found in a queue message."""
 
-    kind: str  # "object_created" | "process"
+    kind: str  # "object_created" | "process" | "webhook"
     timelapse_id: str
     key: str | None = None
+    message: Mapping[str, Any] | None = None  # a webhook delivery, as queued
 
 
 def work_in_message(body: str) -> Iterator[Work]:
@@ -50,6 +52,9 @@ def work_in_message(body: str) -> Iterator[Work]:
         return
     if message.get("type") == PROCESS_MESSAGE and isinstance(message.get("timelapseId"), str):
         yield Work("process", message["timelapseId"])
+        return
+    if message.get("type") == WEBHOOK_MESSAGE and isinstance(message.get("timelapseId"), str):
+        yield Work("webhook", message["timelapseId"], message=message)
         return
     for record in message.get("Records") or []:
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
@@ -69,6 +74,9 @@ def _deadline(context: Any) -> float | None:
 
 
 def handle_work(work: Work, deadline: float | None) -> None:
+    if work.kind == "webhook":
+        deliver_webhook(work)
+        return
     service = wiring.processing_service()
     logger.append_keys(timelapse_id=work.timelapse_id)
     try:
@@ -78,6 +86,15 @@ def handle_work(work: Work, deadline: float | None) -> None:
             service.run(work.timelapse_id, deadline=deadline)
     finally:
         logger.remove_keys(["timelapse_id"])
+
+
+def deliver_webhook(work: Work) -> None:
+    """One delivery attempt; never raises (a dead callback must not poison the queue)."""
+    logger.thread_safe_append_keys(timelapse_id=work.timelapse_id)
+    try:
+        wiring.webhook_service().deliver(work.message or {})
+    finally:
+        logger.thread_safe_remove_keys(["timelapse_id"])
 
 
 @events.on_sqs_message(queue=QUEUE_NAME, batch_size=1)
@@ -94,6 +111,10 @@ def dead_letters(event: SQSEvent) -> None:
     watchdog_service = wiring.watchdog_service()
     for record in event:
         for work in work_in_message(record.body):
+            if work.kind == "webhook":
+                # Says nothing about the record's processing (it already ended): just drop it.
+                logger.warning("webhook message dead-lettered; dropped")
+                continue
             watchdog_service.dead_letter(work.timelapse_id, utcnow())
 
 

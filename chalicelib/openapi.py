@@ -367,8 +367,10 @@ def _create_request_schema() -> Schema:
             },
             "callbackUrl": _nullable(
                 _string(
-                    "http(s) URL to be told of each terminal state (webhook delivery is not "
-                    "wired yet: the URL is stored and returned).",
+                    "URL that receives a signed POST on each terminal state (see `webhooks`). "
+                    "Deployed: `https://` to a public address only (private, loopback, "
+                    "link-local, multicast and reserved addresses are refused, also when the "
+                    "host name resolves to one); locally, loopback `http://` is allowed too.",
                     maxLength=MAX_URL,
                     pattern="^https?://",
                 )
@@ -456,7 +458,86 @@ def _component_schemas() -> dict[str, Schema]:
         "CompleteUploadRequest": _complete_request_schema(),
         "UploadStatus": _upload_status_schema(),
         "Health": _object({"status": _string(const="ok")}),
+        "WebhookEvent": _webhook_event_schema(),
     }
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+WEBHOOK_EVENTS = {
+    "timelapse.complete": "The timelapse and its poster are stored.",
+    "timelapse.failed": "Processing gave up; `timelapse.error` says why.",
+    "timelapse.cancelled": "The owner cancelled it.",
+}
+WEBHOOK_DESCRIPTION = (
+    "Sent to the timelapse's `callbackUrl` once it reaches a terminal state. The body is the "
+    "resource as it was at that moment. Verify `Lapse-Signature` over the raw body before "
+    'parsing it: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` keyed by the '
+    "service's webhook secret (`LAPSE_WEBHOOK_SECRET`; locally `local-webhook-secret`); refuse "
+    "a `t` more than 5 minutes away from now. Answer any 2xx within 5 seconds; anything else, "
+    "or no answer, is retried with growing delays (2, 4, 8, 16 s by default; 5 tries in all). "
+    "Redirects are not followed. A retry sends the same body and `Lapse-Delivery` with a fresh "
+    "signature: deduplicate on `Lapse-Delivery`."
+)
+
+
+def _webhook_event_schema() -> Schema:
+    return _object(
+        {
+            "type": _enum(list(WEBHOOK_EVENTS), "Which terminal state was reached."),
+            "timelapse": _ref("Timelapse"),
+        },
+        description="The body of every webhook POST.",
+    )
+
+
+def _webhook_header(name: str, description: str, **keywords: Any) -> Schema:
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": description,
+        "schema": _string(**keywords),
+    }
+
+
+def _webhooks() -> dict[str, Any]:
+    parameters = [
+        _webhook_header(
+            "Lapse-Signature",
+            '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`.',
+            pattern="^t=[0-9]+,v1=[0-9a-f]{64}$",
+        ),
+        _webhook_header("Lapse-Event", "The same as the body's `type`.", enum=list(WEBHOOK_EVENTS)),
+        _webhook_header("Lapse-Delivery", "Stable across the retries of one delivery."),
+        _webhook_header("Lapse-Attempt", "1 for the first try, then 2, 3, …", pattern="^[0-9]+$"),
+    ]
+    hooks: dict[str, Any] = {}
+    for event, meaning in WEBHOOK_EVENTS.items():
+        hooks[event] = {
+            "post": {
+                "operationId": "webhook" + "".join(p.title() for p in event.split(".")),
+                "summary": f"{event}: {meaning}",
+                "description": WEBHOOK_DESCRIPTION,
+                "tags": ["webhooks"],
+                "security": [],
+                "parameters": parameters,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("WebhookEvent"),
+                            "example": {"type": event, "timelapse": {"id": "0193f0c2-..."}},
+                        }
+                    },
+                },
+                "responses": {
+                    "2XX": {"description": "Received; not sent again."},
+                    "default": {"description": "Anything else (or no answer in 5 s): retried."},
+                },
+            }
+        }
+    return hooks
 
 
 # --- responses, parameters, operations ------------------------------------------------------
@@ -818,9 +899,11 @@ def openapi_document() -> dict[str, Any]:
             {"name": "timelapses"},
             {"name": "uploads", "description": "Multipart uploads."},
             {"name": "service"},
+            {"name": "webhooks", "description": "What lapse POSTs to a `callbackUrl`."},
         ],
         "security": [{SECURITY_SCHEME: []}],
         "paths": _paths(),
+        "webhooks": _webhooks(),
         "components": {
             "schemas": _component_schemas(),
             "responses": _component_responses(),

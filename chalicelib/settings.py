@@ -76,6 +76,11 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     webhook_secret: str = "local-webhook-secret"
+    # Locally a callbackUrl may reach the loopback interface (http too); never when deployed.
+    webhook_allow_loopback: bool = True
+    webhook_max_attempts: int = 5
+    webhook_timeout_seconds: float = 5.0
+    webhook_backoff_seconds: int = 2
     lease_seconds: int = 60
     heartbeat_seconds: float = 1.0
     max_attempts: int = 3
@@ -97,6 +102,9 @@ class Settings:
             raise SettingsError(f"LAPSE_AUTH_MODE must be hs256 or oidc, got {auth_mode!r}")
         if auth_mode == "oidc" and not env.get("LAPSE_OIDC_ISSUER"):
             raise SettingsError("LAPSE_AUTH_MODE=oidc needs LAPSE_OIDC_ISSUER")
+        allow_loopback = _bool(env, "LAPSE_WEBHOOK_ALLOW_LOOPBACK", stage == "local")
+        if allow_loopback and stage != "local":
+            raise SettingsError("LAPSE_WEBHOOK_ALLOW_LOOPBACK=true is for LAPSE_STAGE=local only")
         limits = Limits(
             max_upload_bytes=_int(env, "LAPSE_MAX_UPLOAD_BYTES", 50 * GiB),
             multipart_threshold_bytes=_int(env, "LAPSE_MULTIPART_THRESHOLD_BYTES", 100 * MiB),
@@ -124,6 +132,10 @@ class Settings:
             oidc_issuer=_optional(env, "LAPSE_OIDC_ISSUER"),
             oidc_audience=_optional(env, "LAPSE_OIDC_AUDIENCE"),
             webhook_secret=env.get("LAPSE_WEBHOOK_SECRET", "local-webhook-secret"),
+            webhook_allow_loopback=allow_loopback,
+            webhook_max_attempts=_int(env, "LAPSE_WEBHOOK_MAX_ATTEMPTS", 5),
+            webhook_timeout_seconds=_float(env, "LAPSE_WEBHOOK_TIMEOUT_SECONDS", 5.0),
+            webhook_backoff_seconds=_int(env, "LAPSE_WEBHOOK_BACKOFF_SECONDS", 2),
             lease_seconds=_int(env, "LAPSE_LEASE_SECONDS", 60),
             heartbeat_seconds=_float(env, "LAPSE_HEARTBEAT_SECONDS", 1.0),
             max_attempts=_int(env, "LAPSE_MAX_ATTEMPTS", 3),

@@ -12,11 +12,14 @@ from chalicelib.adapters.auth import HS256Verifier, OIDCVerifier, TokenVerifier
 from chalicelib.adapters.queue import SQSWorkQueue
 from chalicelib.adapters.records import DynamoDBTimelapseRepository, bind_table
 from chalicelib.adapters.storage import S3Storage
+from chalicelib.adapters.webhooks import HttpWebhookSender, SQSWebhookQueue, resolve
+from chalicelib.domain.webhooks import CallbackPolicy, set_callback_policy
 from chalicelib.media.ffmpeg import locate_ffmpeg
-from chalicelib.services.ports import NoNotifier, Notifier
+from chalicelib.services.ports import Notifier
 from chalicelib.services.processing import ProcessingService
 from chalicelib.services.timelapses import TimelapseService
 from chalicelib.services.watchdog import WatchdogService
+from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -68,8 +71,31 @@ def work_queue() -> SQSWorkQueue:
 
 
 @cache
+def webhook_service() -> WebhookService:
+    settings = get_settings()
+    # callbackUrl checks at create time follow the same policy as delivery; deployed, they also
+    # resolve the host (locally that is left to delivery, so unit tests never touch DNS).
+    set_callback_policy(
+        CallbackPolicy(
+            allow_loopback=settings.webhook_allow_loopback,
+            resolve=None if settings.is_local else resolve,
+        )
+    )
+    return WebhookService(
+        queue=SQSWebhookQueue(lambda: sqs_client(settings), settings.queue_url),
+        sender=HttpWebhookSender(
+            timeout_seconds=settings.webhook_timeout_seconds,
+            allow_loopback=settings.webhook_allow_loopback,
+        ),
+        secret=settings.webhook_secret,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_seconds=settings.webhook_backoff_seconds,
+    )
+
+
+@cache
 def notifier() -> Notifier:
-    return NoNotifier()
+    return webhook_service()
 
 
 @cache

@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.domain.keys import VIDEO_EXTENSIONS, extension_for
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import Status
+from chalicelib.domain.webhooks import validate_callback_url
 from chalicelib.errors import TooLargeError, UnsupportedMediaError, ValidationError
 
 MAX_PROJECT_ID = 128
@@ -99,11 +100,10 @@ def target_seconds(value: float | None, limits: Limits) -> float:
 
 
 def callback_url(value: str | None) -> str | None:
+    """Deployed: https to public addresses only; locally loopback too (the policy wiring sets)."""
     if value is None:
         return None
-    if not value.startswith(("https://", "http://")):
-        raise ValidationError("callbackUrl must be an http(s) URL")
-    return value
+    return validate_callback_url(value)
 
 
 def parse_create(body: Any, limits: Limits) -> CreateRequest:
