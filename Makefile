@@ -6,12 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test check lint fmt unit synth layer bench deploy clean
 
+# One install at a time (flock): two make commands started together must not both run pip on
+# the same venv. pip stays below 26.3, which chalice 1.34 requires.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
-	@touch $(STAMP)
+	@flock $(VENV).lock sh -ec '\
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/python -m pip install -q "pip>=24,<26.3"; \
+	  $(BIN)/python -m pip install -q -r requirements-dev.txt; \
+	  $(BIN)/python -m pip install -q --no-deps -e .; \
+	  touch $(STAMP)'
+
 
 install: $(STAMP)
 
