@@ -28,12 +28,15 @@ class LocalStack:
     host: str = "127.0.0.1"
     # False mimics Cloudflare R2: the bucket sends no ObjectCreated events; the API enqueues.
     storage_events: bool = True
+    # The browser upload page (web/) and the files it loads.
+    web_port: int = 8001
 
     @classmethod
     def from_env(cls) -> LocalStack:
         return cls(
             api_port=int(os.environ.get("LAPSE_API_PORT", "8000")),
             moto_port=int(os.environ.get("LAPSE_MOTO_PORT", "4566")),
+            web_port=int(os.environ.get("LAPSE_WEB_PORT", "8001")),
             storage_events=os.environ.get("LAPSE_STORAGE_EVENTS", "true").lower()
             not in {"0", "false", "no", "off"},
         )
@@ -45,6 +48,10 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.host}:{self.web_port}"
 
     @property
     def queue_url(self) -> str:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +28,7 @@ from local.provision import provision
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".run"
+WEB_DIR = ROOT / "web"
 STARTUP_SECONDS = 60.0
 
 
@@ -80,12 +85,56 @@ def wait_until(check_url: str, process: subprocess.Popen[bytes], name: str) -> N
     raise StackError(f"{name} did not answer at {check_url} within {STARTUP_SECONDS:.0f} s")
 
 
+class WebHandler(SimpleHTTPRequestHandler):
+    """web/ as static files, plus /config.json: where the page finds the API."""
+
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript"}
+
+    def __init__(self, *args: object, stack: LocalStack, **kwargs: object) -> None:
+        self.stack = stack
+        super().__init__(*args, directory=str(WEB_DIR), **kwargs)  # type: ignore[arg-type]
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] != "/config.json":
+            super().do_GET()
+            return
+        body = json.dumps(
+            {"api": self.stack.api_url, "storageEvents": self.stack.storage_events}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def serve_web(stack: LocalStack) -> ThreadingHTTPServer | None:
+    """The upload page on LAPSE_WEB_PORT, in a thread; a busy port only costs the page."""
+    try:
+        server = ThreadingHTTPServer(
+            (stack.host, stack.web_port), functools.partial(WebHandler, stack=stack)
+        )
+    except OSError as exc:
+        print(f"upload page not served: port {stack.web_port}: {exc} (set LAPSE_WEB_PORT)")
+        return None
+    threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
+    return server
+
+
 class Supervisor:
     def __init__(self, stack: LocalStack, log: IO[str] | None) -> None:
         self.stack = stack
         self.log = log
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.env = {**os.environ, **stack.environment()}
+        self.web: ThreadingHTTPServer | None = None
 
     def start(self, name: str, *args: str, quiet: bool = False) -> subprocess.Popen[bytes]:
         """A child in its own process group; `quiet` sends its output to .run/<name>-<port>.log."""
@@ -104,6 +153,8 @@ class Supervisor:
         return process
 
     def stop(self) -> None:
+        if self.web:
+            self.web.shutdown()
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -128,10 +179,12 @@ class Supervisor:
         api = self.start("api", "-m", "local.api")
         self.start("worker", "-m", "local.worker")
         wait_until(f"{stack.api_url}/health", api, "API")
+        self.web = serve_web(stack)
         print(
             f"\nlapse is up in {time.monotonic() - started:.1f} s\n"
             f"  API              {stack.api_url}   (OpenAPI: {stack.api_url}/openapi.json)\n"
-            f"  moto server      {stack.endpoint}   (S3, SQS, DynamoDB; log in .run/)\n"
+            + (f"  upload page      {stack.web_url}/\n" if self.web else "")
+            + f"  moto server      {stack.endpoint}   (S3, SQS, DynamoDB; log in .run/)\n"
             f"  bucket {stack.bucket}, queue {stack.queue_name} (+ {stack.dlq_name}), "
             f"table {stack.table}\n"
             f"  worker           polling {stack.queue_name}"
