@@ -30,6 +30,13 @@ KEYFRAME_SCAN_MAX = 16
 NOT_A_VIDEO = "This file is not a video lapse can read. Upload an MP4, MOV, MKV, WebM or AVI video."
 DAMAGED = "This video cannot be read; it may be damaged or incomplete."
 NO_VIDEO = "This file has no video stream (it may be audio only)."
+CUT_SHORT = (
+    "This video is cut short: its index names pictures that the file does not hold, so the "
+    "file or its upload is incomplete. Upload the whole file."
+)
+# The mov demuxer (MP4, MOV, 3GP) trusts its index; the last keyframe it names must be readable.
+_INDEXED_FORMAT = "mov,"
+TAIL_SECONDS = 1.0
 
 _INPUT = re.compile(r"^Input #0, (?P<format>.+?), from ", re.MULTILINE)
 _DURATION = re.compile(r"Duration: (?:(?P<h>\d+):(?P<m>\d+):(?P<s>[\d.]+)|N/A)")
@@ -92,7 +99,39 @@ def probe(
         "pipe:1",
     ]
     stderr, scan = _run_scan(command, timeout_seconds)
-    return _describe(source, stderr, scan)
+    info = _describe(source, stderr, scan)
+    if info.format_name.startswith(_INDEXED_FORMAT):
+        _check_tail(source, info, ffmpeg=ffmpeg, timeout_seconds=timeout_seconds)
+    return info
+
+
+def _check_tail(source: str, info: SourceInfo, *, ffmpeg: str, timeout_seconds: float) -> None:
+    """Refuse an MP4/MOV whose end is missing.
+
+    With the index ("moov") at the front, a file cut short still opens and states its full
+    length, and would render only the part that is there. Seeking to the last second and copying
+    the keyframe there costs one ranged read; no packet means the bytes the index names are gone.
+    """
+    command = [
+        *base_args(ffmpeg),
+        "-discard",
+        "nokey",
+        "-ss",
+        f"{max(0.0, info.duration_seconds - TAIL_SECONDS):.3f}",
+        *input_args(source),
+        "-map",
+        f"0:{info.stream_index}",
+        "-c",
+        "copy",
+        "-frames:v",
+        "1",
+        "-f",
+        "framecrc",
+        "pipe:1",
+    ]
+    _, tail = _run_scan(command, timeout_seconds)
+    if not tail.times:
+        raise InvalidMediaError(CUT_SHORT)
 
 
 def _run_scan(command: list[str], timeout_seconds: float) -> tuple[str, _KeyframeScan]:
