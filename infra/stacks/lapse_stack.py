@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import (
@@ -81,6 +82,7 @@ class LapseStack(Stack):
             "LAPSE_TABLE": self.table.table_name,
             "LAPSE_QUEUE_URL": self.queue.queue_url,
             "LAPSE_QUEUE_NAME": stage.queue_name,
+            "LAPSE_DLQ_NAME": stage.dlq_name,
             "LAPSE_OIDC_ISSUER": issuer,
             "LAPSE_OIDC_AUDIENCE": audience,
             "LAPSE_WEBHOOK_SECRET": webhook_secret.secret_value.unsafe_unwrap(),
@@ -91,10 +93,17 @@ class LapseStack(Stack):
             "App",
             source_dir=str(source_dir),
             chalice_stage=stage.name,
-            stage_config={"environment_variables": {"LAPSE_QUEUE_NAME": stage.queue_name}},
+            # Chalice exports these before importing the app, which names its queues at import.
+            stage_config={
+                "environment_variables": {
+                    "LAPSE_QUEUE_NAME": stage.queue_name,
+                    "LAPSE_DLQ_NAME": stage.dlq_name,
+                }
+            },
             import_environment={"AWS_DEFAULT_REGION": "us-east-1", "LAPSE_STAGE": stage.name},
         )
         self._check_functions()
+        self._name_dependency_layer()
         for function in FUNCTIONS:
             self._wire_function(function, environment)
         self._wire_api()
@@ -198,8 +207,10 @@ class LapseStack(Stack):
         dlq = sqs.Queue(
             self,
             "ProcessDeadLetters",
-            queue_name=f"{self.stage.queue_name}-dlq",
+            queue_name=self.stage.dlq_name,
             retention_period=Duration.days(14),
+            # It has a consumer too (dead_letters), so the same rule as for the work queue holds.
+            visibility_timeout=Duration.seconds(self.stage.dlq_visibility_timeout_s),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
@@ -334,6 +345,15 @@ class LapseStack(Stack):
                 "infra/stacks/stage.py FUNCTIONS"
             )
 
+    def _name_dependency_layer(self) -> None:
+        """Chalice's managed layer (automatic_layer): the requirements, cached apart from code."""
+        resources = self.app.packaged_template["Resources"]
+        for logical_id, resource in resources.items():
+            if resource["Type"] == "AWS::Serverless::LayerVersion":
+                self.app.get_resource(logical_id).add_property_override(
+                    "LayerName", f"{self.stage.stack_name}-dependencies"
+                )
+
     def function_name(self, function: str) -> str:
         return f"{self.stage.stack_name}-{function.replace('_', '-')}"
 
@@ -351,6 +371,7 @@ class LapseStack(Stack):
         resources = Resources(
             table_arn=self.table.table_arn,
             queue_arn=self.queue.queue_arn,
+            dlq_arn=self.dlq.queue_arn,
             log_group_arn=log_group.log_group_arn,
             bucket_arn=self.bucket.bucket_arn if self.bucket else None,
         )
@@ -370,22 +391,35 @@ class LapseStack(Stack):
         for key, value in environment.items():
             cfn_function.add_property_override(f"Environment.Variables.{key}", value)
         cfn_function.node.add_dependency(log_group)
+        self._bind_queues(logical_id)
         if function == PROCESSOR:
-            self._wire_processor(logical_id)
+            # Chalice's own layers (its managed dependency layer) first, then ffmpeg's.
+            packaged = self.app.functions()[logical_id].get("Layers", [])
+            chalice_layers = [self.app.get_resource(layer["Ref"]).ref for layer in packaged]
+            cfn_function.add_property_override(
+                "Layers", [*chalice_layers, self.layer.layer_version_arn]
+            )
+            cfn_function.add_property_override("EphemeralStorage", {"Size": PROCESSOR_EPHEMERAL_MB})
 
-    def _wire_processor(self, logical_id: str) -> None:
+    def _bind_queues(self, logical_id: str) -> None:
+        """Point each SQS event source at the stack's queue itself (GetAtt, not a name).
+
+        Chalice writes an ARN built from the queue's name: no dependency, so CloudFormation could
+        create the event source mapping before the queue exists.
+        """
+        queues = {self.stage.queue_name: self.queue, self.stage.dlq_name: self.dlq}
         cfn_function = self.app.get_resource(logical_id)
-        cfn_function.add_property_override("Layers", [self.layer.layer_version_arn])
-        cfn_function.add_property_override("EphemeralStorage", {"Size": PROCESSOR_EPHEMERAL_MB})
         events = self.app.functions()[logical_id].get("Events", {})
-        sqs_events = [name for name, event in events.items() if event["Type"] == "SQS"]
-        if len(sqs_events) != 1:
-            raise RuntimeError(f"{logical_id} should have one SQS event source, has {sqs_events}")
-        # Chalice names the queue by ARN built from its name; point at the queue itself so that
-        # CloudFormation creates the queue before the event source mapping.
-        cfn_function.add_property_override(
-            f"Events.{sqs_events[0]}.Properties.Queue", self.queue.queue_arn
-        )
+        for event_name, event in events.items():
+            if event["Type"] != "SQS":
+                continue
+            arn = json.dumps(event["Properties"]["Queue"])
+            matches = [q for name, q in queues.items() if arn.endswith(f':{name}"}}')]
+            if len(matches) != 1:
+                raise RuntimeError(f"{logical_id}: {event_name} reads a queue this stack lacks")
+            cfn_function.add_property_override(
+                f"Events.{event_name}.Properties.Queue", matches[0].queue_arn
+            )
 
     def _wire_api(self) -> None:
         rest_api = self.app.get_resource("RestAPI")
@@ -408,10 +442,10 @@ class LapseStack(Stack):
         cloudwatch.Alarm(
             self,
             "DeadLettersAlarm",
-            alarm_description="Upload events that failed processing repeatedly (see the DLQ)",
-            metric=self.dlq.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5)
-            ),
+            alarm_description="Work that failed processing repeatedly reached the dead-letter "
+            "queue (dead_letters marks those records failed)",
+            # Received, not visible: the dead_letters function drains the queue within seconds.
+            metric=self.dlq.metric_number_of_messages_received(period=Duration.minutes(5)),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

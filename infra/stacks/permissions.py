@@ -25,6 +25,7 @@ class Resources:
 
     table_arn: str
     queue_arn: str
+    dlq_arn: str
     log_group_arn: str
     bucket_arn: str | None
 
@@ -145,8 +146,32 @@ def watchdog_policy(res: Resources) -> list[iam.PolicyStatement]:
     ]
 
 
+def dead_letters_policy(res: Resources) -> list[iam.PolicyStatement]:
+    """Marks records whose messages failed too often as failed (and queues their webhooks)."""
+    return [
+        *_common(res),
+        _statement(
+            "Records",
+            ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+            [res.table_arn],
+        ),
+        _statement(
+            "ConsumeDeadLetters",
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            [res.dlq_arn],
+        ),
+        _statement("Enqueue", ["sqs:SendMessage", "sqs:GetQueueAttributes"], [res.queue_arn]),
+    ]
+
+
 POLICIES = {
     "api_handler": api_policy,
     "process_uploads": processor_policy,
     "watchdog": watchdog_policy,
+    "dead_letters": dead_letters_policy,
 }

@@ -20,8 +20,10 @@ FUNCTIONS = {
     "api_handler": "APIHandler",
     "process_uploads": "ProcessUploads",
     "watchdog": "Watchdog",
+    "dead_letters": "DeadLetters",
 }
 PROCESSOR = "process_uploads"
+DEAD_LETTER_CONSUMER = "dead_letters"
 
 # Lambda's /tmp for the processor: the decode-all fallback may stage the source locally, and the
 # render writes the timelapse and poster before uploading them.
@@ -56,6 +58,14 @@ class Stage:
     @property
     def visibility_timeout_s(self) -> int:
         return VISIBILITY_FACTOR * self.processor.timeout_s
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.queue_name}-dlq"
+
+    @property
+    def dlq_visibility_timeout_s(self) -> int:
+        return VISIBILITY_FACTOR * self.functions[DEAD_LETTER_CONSUMER].timeout_s
 
     @property
     def log_retention_days(self) -> int:

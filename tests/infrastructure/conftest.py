@@ -6,10 +6,12 @@ Run these alone with `pytest tests/infrastructure` or `pytest -m infrastructure`
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from infra_template import REPO, STACKS, Stack, Synthesis
@@ -25,6 +27,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    """Synthesize once per run, even when xdist spreads these tests over several workers.
+
+    `--dist loadgroup` should keep the "infra" group on one worker, but with pytest 9.2 and
+    pytest-xdist 3.8 it does not (xdist renames node ids through `item._nodeid`, which pytest 9
+    no longer reads), so workers share one synthesis through a lock in the run's temp root.
+    """
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        return _synthesize(tmp_path_factory.mktemp("infra"))
+    shared = tmp_path_factory.getbasetemp().parent / f"infra-{run_id}"
+    with (shared.parent / f"infra-{run_id}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (shared / "done").exists():
+            return _load(shared)
+        shared.mkdir(exist_ok=True)
+        synthesis = _synthesize(shared)
+        (shared / "done").touch()
+        return synthesis
+
+
+def _synthesize(out: Path) -> Synthesis:
     env = {**os.environ, "PYTHON": sys.executable}
     layer = subprocess.run(
         ["bash", "layers/ffmpeg/build.sh"],
@@ -35,7 +58,6 @@ def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
         text=True,
     )
     assert layer.returncode == 0, layer.stderr
-    out = tmp_path_factory.mktemp("infra")
     synth = subprocess.run(
         [sys.executable, "infra/app.py", "--out", str(out), "--work", "build/chalice-tests"],
         check=False,
@@ -46,6 +68,10 @@ def synthesis(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
         timeout=600,
     )
     assert synth.returncode == 0, f"synthesis failed:\n{synth.stdout}\n{synth.stderr}"
+    return _load(out)
+
+
+def _load(out: Path) -> Synthesis:
     stacks = {
         name: Stack(name, json.loads(path.read_text()), path)
         for name in STACKS

@@ -14,6 +14,7 @@ FUNCTIONS = {
     "api_handler": "APIHandler",
     "process_uploads": "ProcessUploads",
     "watchdog": "Watchdog",
+    "dead_letters": "DeadLetters",
 }
 
 

@@ -51,9 +51,10 @@ def test_api_answers_within_api_gateways_limit(stack):
 
 def test_only_the_processor_carries_the_ffmpeg_layer(stack):
     (layer_id, layer) = stack.one("AWS::Lambda::LayerVersion")
-    assert stack.function("process_uploads")["Layers"] == [{"Ref": layer_id}]
-    assert "Layers" not in stack.function("api_handler")
-    assert "Layers" not in stack.function("watchdog")
+    assert {"Ref": layer_id} in stack.function("process_uploads")["Layers"]
+    for name in FUNCTIONS:
+        if name != "process_uploads":
+            assert {"Ref": layer_id} not in stack.function(name).get("Layers", []), name
     assert stack.function("process_uploads")["Environment"]["Variables"]["LAPSE_FFMPEG"] == (
         "/opt/bin/ffmpeg"
     )
@@ -82,6 +83,13 @@ def test_every_function_gets_the_settings_it_needs(stack, name):
     assert env["LAPSE_AUTH_MODE"] == "oidc"
     assert "LAPSE_AWS_ENDPOINT_URL" not in env  # local services only
     assert "{{resolve:secretsmanager:" in str(env["LAPSE_WEBHOOK_SECRET"])
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_has_the_dependency_layer_for_its_runtime(stack, name):
+    (layer_id, layer) = stack.one("AWS::Serverless::LayerVersion")
+    assert {"Ref": layer_id} in stack.function(name)["Layers"]
+    assert layer["Properties"]["CompatibleRuntimes"] == [stack.function(name)["Runtime"]]
 
 
 def test_watchdog_runs_every_minute(stack):

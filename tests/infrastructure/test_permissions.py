@@ -98,8 +98,9 @@ def test_nobody_writes_outside_the_known_prefixes(s3_stack):
         assert not s3_stack.allows(name, "s3:GetObject", elsewhere)
 
 
-def test_watchdog_touches_no_objects(stack):
-    actions = {a for s in stack.allow_statements("watchdog") for a in _list(s["Action"])}
+@pytest.mark.parametrize("name", ["watchdog", "dead_letters"])
+def test_bookkeeping_functions_touch_no_objects(stack, name):
+    actions = {a for s in stack.allow_statements(name) for a in _list(s["Action"])}
     assert not [a for a in actions if a.startswith("s3:")]
 
 

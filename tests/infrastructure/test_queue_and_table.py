@@ -8,6 +8,7 @@ pytestmark = [pytest.mark.infrastructure, pytest.mark.xdist_group("infra")]
 
 
 def _queues(stack):
+    """((work queue id, properties), (dead-letter queue id, properties))."""
     queues = stack.of_type("AWS::SQS::Queue")
     (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
     (dlq_id,) = [k for k in queues if k != work_id]
@@ -82,3 +83,14 @@ def test_prod_keeps_its_data(synthesis):
     assert table["DeletionPolicy"] == "Retain"
     _, bucket = prod.one("AWS::S3::Bucket")
     assert bucket["DeletionPolicy"] == "Retain"
+
+
+def test_dead_letters_are_consumed_and_their_records_marked_failed(stack):
+    (work_id, _), (dlq_id, dlq) = _queues(stack)
+    function = stack.function("dead_letters")
+    (sqs_event,) = [e["Properties"] for e in function["Events"].values() if e["Type"] == "SQS"]
+    assert sqs_event["Queue"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    assert dlq["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert stack.allows("dead_letters", "sqs:ReceiveMessage", f"arn::{dlq_id}")
+    assert not stack.allows("dead_letters", "sqs:ReceiveMessage", f"arn::{work_id}")
+    assert not stack.allows("process_uploads", "sqs:ReceiveMessage", f"arn::{dlq_id}")
