@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from chalicelib.client import add_client_commands
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import check_source_limits, plan_timelapse
 from chalicelib.errors import LapseError
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lapse", description="Turn long videos into timelapses.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_render(subparsers)
+    add_client_commands(subparsers)
     return parser
 
 
