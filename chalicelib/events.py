@@ -18,7 +18,7 @@ from chalicelib.adapters.queue import PROCESS_MESSAGE
 from chalicelib.domain.keys import timelapse_id_from_event_key
 from chalicelib.domain.timelapse import utcnow
 from chalicelib.domain.webhooks import WEBHOOK_MESSAGE
-from chalicelib.logs import logger
+from chalicelib.logs import logger, metrics, tracer
 
 events = Blueprint(__name__)
 
@@ -78,14 +78,15 @@ def handle_work(work: Work, deadline: float | None) -> None:
         deliver_webhook(work)
         return
     service = wiring.processing_service()
-    logger.append_keys(timelapse_id=work.timelapse_id)
+    # Thread-safe keys: the local worker runs several handlers at once in one process.
+    logger.thread_safe_append_keys(timelapse_id=work.timelapse_id)
     try:
         if work.kind == "object_created" and work.key:
             service.object_created(work.timelapse_id, work.key, deadline=deadline)
         else:
             service.run(work.timelapse_id, deadline=deadline)
     finally:
-        logger.remove_keys(["timelapse_id"])
+        logger.thread_safe_remove_keys(["timelapse_id"])
 
 
 def deliver_webhook(work: Work) -> None:
@@ -98,11 +99,16 @@ def deliver_webhook(work: Work) -> None:
 
 
 @events.on_sqs_message(queue=QUEUE_NAME, batch_size=1)
+@tracer.capture_method
 def process_uploads(event: SQSEvent) -> None:
     deadline = _deadline(event.context)
-    for record in event:
-        for work in work_in_message(record.body):
-            handle_work(work, deadline)
+    logger.thread_safe_append_keys(request_id=getattr(event.context, "aws_request_id", None))
+    try:
+        for record in event:
+            for work in work_in_message(record.body):
+                handle_work(work, deadline)
+    finally:
+        metrics.flush_metrics()
 
 
 @events.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=10)
