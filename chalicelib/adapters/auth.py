@@ -69,12 +69,26 @@ class OIDCVerifier:
                 key.key,
                 algorithms=["RS256"],
                 issuer=self._issuer,
-                audience=self._audience,
-                options={"require": ["sub", "exp"], "verify_aud": self._audience is not None},
+                options={"require": ["sub", "exp"], "verify_aud": False},
             )
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"invalid token: {exc}") from exc
+        if self._audience is not None and self._audience not in _audiences(claims):
+            raise UnauthorizedError("invalid token: not issued for this API (audience)")
         return _subject(claims)
+
+
+def _audiences(claims: dict[str, object]) -> set[str]:
+    """Who a token is for: `aud` (ID tokens, most OIDC providers) or, for Cognito access tokens,
+    which carry no `aud`, the app client in `client_id`."""
+    found: set[str] = set()
+    for claim in ("aud", "client_id"):
+        value = claims.get(claim)
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, list):
+            found.update(item for item in value if isinstance(item, str))
+    return found
 
 
 def make_local_token(user_id: str, secret: str, *, ttl_seconds: int = 24 * 3600) -> str:
