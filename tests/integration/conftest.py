@@ -9,6 +9,7 @@ it carry `pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integr
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -83,29 +84,30 @@ def clear_cached_wiring() -> None:
         factory.cache_clear()
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A provisioned moto server, with the environment of the code under test pointing at it."""
-    stack = LocalStack(moto_port=free_port(), api_port=free_port())
-    log = tmp_path_factory.mktemp("moto") / "server.log"
+# moto's server handles requests on threads and applies DynamoDB conditions without a lock, so two
+# conditional writes racing on one item can both succeed there (DynamoDB serializes them). Races are
+# tested against a server that handles one request at a time, as DynamoDB does for one item.
+SERIAL_MOTO = (
+    "import sys, moto.server as server; run = server.run_simple; "
+    "server.run_simple = lambda *a, **k: run(*a, **{**k, 'threaded': False}); "
+    "server.main(sys.argv[1:])"
+)
+
+
+@contextlib.contextmanager
+def running_moto(stack: LocalStack, log: Path, *, serial: bool = False) -> Iterator[None]:
+    """A moto server subprocess on the stack's port, answering and provisioned; stopped after."""
+    entry = ["-c", SERIAL_MOTO] if serial else ["-m", "moto.server"]
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", stack.host, "-p", str(stack.moto_port)],
+            [sys.executable, *entry, "-H", stack.host, "-p", str(stack.moto_port)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
         wait_until_answering(f"{stack.endpoint}/moto-api/", server, log)
         provision(stack)
-        with pytest.MonkeyPatch.context() as env:
-            for name, value in stack.environment().items():
-                env.setenv(name, value)
-            clear_cached_wiring()
-            settings = get_settings()
-            bind_table(settings.table, settings.region, settings.aws_endpoint_url)
-            yield stack
-        clear_cached_wiring()
-        bind_table("lapse-timelapses", "us-east-1", None)
+        yield
     finally:
         server.terminate()
         try:
@@ -113,6 +115,36 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A provisioned moto server, with the environment of the code under test pointing at it."""
+    stack = LocalStack(moto_port=free_port(), api_port=free_port())
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with running_moto(stack, log), pytest.MonkeyPatch.context() as env:
+        for name, value in stack.environment().items():
+            env.setenv(name, value)
+        clear_cached_wiring()
+        settings = get_settings()
+        bind_table(settings.table, settings.region, settings.aws_endpoint_url)
+        yield stack
+        clear_cached_wiring()
+        bind_table("lapse-timelapses", "us-east-1", None)
+
+
+@pytest.fixture
+def serial_repository(
+    local_stack: LocalStack, tmp_path: Path
+) -> Iterator[DynamoDBTimelapseRepository]:
+    """The repository bound to a second, one-request-at-a-time server (see SERIAL_MOTO)."""
+    stack = LocalStack(moto_port=free_port(), api_port=free_port())
+    with running_moto(stack, tmp_path / "serial-moto.log", serial=True):
+        bind_table(stack.table, stack.region, stack.endpoint)
+        try:
+            yield DynamoDBTimelapseRepository()
+        finally:
+            bind_table(local_stack.table, local_stack.region, local_stack.endpoint)
 
 
 @pytest.fixture(scope="session")
