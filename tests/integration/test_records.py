@@ -228,7 +228,16 @@ def test_heartbeat_by_the_owner_extends_the_lease_and_records_progress(
 ) -> None:
     record, owner = processing(repository, new_record)
     assert record.lease_expires_at is not None
-    source = {"width": 1920, "height": 1080, "fps": 30, "durationSeconds": 600.5}
+    # (a probed source as the worker stores it: floats, an unknown size, an empty codec name)
+    source = {
+        "width": 1080,
+        "height": 1920,
+        "fps": 29.97,
+        "durationSeconds": 600.5,
+        "codec": "",
+        "sizeBytes": None,
+        "rotation": 90,
+    }
     beat = repository.heartbeat(
         record.id, owner, LEASE * 10, stage=Stage.RENDERING, progress=42, source=source
     )
