@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test check lint fmt unit synth layer bench deploy clean
+.PHONY: install run test check lint fmt unit synth layer bench deploy clean browser
 
 # One install at a time (flock): two make commands started together must not both run pip on
 # the same venv. pip stays below 26.3, which chalice 1.34 requires.
@@ -22,8 +22,17 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m local.stack
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The browser tests (tests/browser): Debian's Chromium (Playwright cannot download browsers here)
+# and Uppy from the npm registry, pinned by tests/browser/uppy/package-lock.json.
+UPPY := tests/browser/uppy
+browser: $(UPPY)/node_modules/.package-lock.json
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+$(UPPY)/node_modules/.package-lock.json: $(UPPY)/package-lock.json
+	cd $(UPPY) && npm ci --no-audit --no-fund --loglevel=error
 
 unit: install
 	$(BIN)/python -m pytest tests/unit -q

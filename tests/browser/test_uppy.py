@@ -1,0 +1,68 @@
+"""Uppy 6 itself (the `uppy` package from the npm registry, its ESM bundle) in Chromium uploads
+through web/lapse-uppy.js's signRequest: one file above 100 MiB (multipart), one below (PUT).
+
+The page is web/uppy.html as the local stack serves it; the Uppy bundle it imports from the CDN is
+answered from tests/browser/uppy/node_modules (installed by `npm ci`), so nothing leaves the host.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import Page, Route
+
+from chalicelib.adapters.auth import make_local_token
+from tests.e2e.conftest import RunningStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+UPPY_BUNDLE = Path(__file__).parent / "uppy" / "node_modules" / "uppy" / "dist" / "uppy.min.mjs"
+CDN = "https://releases.transloadit.com/uppy/"
+MiB = 1024 * 1024
+
+
+def _uppy_from_npm(route: Route) -> None:
+    route.fulfill(path=UPPY_BUNDLE, content_type="text/javascript")
+
+
+def test_uppy6_uploads_above_and_below_100_mib_through_sign_request(
+    page: Page, web_url: str, stack: RunningStack, clip_5s: Path, clip_150mb: Path
+) -> None:
+    assert UPPY_BUNDLE.exists(), "run make test (npm ci in tests/browser/uppy)"
+    small, large = clip_5s.stat().st_size, clip_150mb.stat().st_size
+    assert large > 100 * MiB > small
+    user = "uppy-user"
+    # Given Uppy 6 in Chromium, with lapse's signRequest, on the page the local stack serves
+    page.route(f"{CDN}**", _uppy_from_npm)
+    token = make_local_token(user, "local-dev-secret")
+    options = {"token": token, "project": "p-uppy-browser", "target": "2"}
+    page.goto(f"{web_url}/uppy.html?{urlencode(options)}")
+    page.wait_for_function("window.ready === true")
+    # When the user picks both files
+    page.set_input_files("#files", [str(clip_5s), str(clip_150mb)])
+    page.wait_for_function("window.result !== undefined", timeout=60_000)
+    result: dict[str, Any] = page.evaluate("window.result")
+    signed: list[dict[str, Any]] = page.evaluate("window.signed")
+    # Then Uppy reports both as uploaded, under the keys lapse chose
+    assert result["failed"] == [], result
+    by_name = {item["name"]: item for item in result["successful"]}
+    assert set(by_name) == {clip_5s.name, clip_150mb.name}
+    for item in by_name.values():
+        assert item["key"] == f"videos/{item['timelapseId']}.mp4"
+    # And Uppy asked lapse to sign one PUT for the small file, the multipart requests for the big
+    shapes = [(s["method"], "uploadId" in s, "partNumber" in s) for s in signed]
+    assert shapes.count(("PUT", False, False)) == 1  # PutObject
+    assert shapes.count(("POST", False, False)) == 1  # CreateMultipartUpload
+    assert shapes.count(("PUT", True, True)) == -(-large // (5 * MiB))  # UploadPart, 5 MiB each
+    assert shapes.count(("POST", True, False)) == 1  # CompleteMultipartUpload
+    assert {key for s in signed for key in s} <= {"method", "key", "uploadId", "partNumber"}
+    # And both are processed to complete timelapses of the declared sizes
+    api = stack.api(user)
+    for name, size in ((clip_5s.name, small), (clip_150mb.name, large)):
+        record = api.wait_for(by_name[name]["timelapseId"], timeout=90)
+        assert record["status"] == "complete", record
+        assert record["sizeBytes"] == size
+        assert record["filename"] == name
