@@ -21,6 +21,7 @@ from chalicelib.domain.requests import (
 )
 from chalicelib.domain.timelapse import Stage, Status
 from chalicelib.services.timelapses import FIRST_PART_URLS
+from chalicelib.services.uppy import MAX_PART_NUMBER
 
 Schema = dict[str, Any]
 
@@ -459,6 +460,116 @@ def _component_schemas() -> dict[str, Schema]:
         "UploadStatus": _upload_status_schema(),
         "Health": _object({"status": _string(const="ok")}),
         "WebhookEvent": _webhook_event_schema(),
+        **_uppy_schemas(),
+    }
+
+
+# --- Uppy (@uppy/aws-s3) ----------------------------------------------------------------------
+
+UPPY_KEY = (
+    "The object key lapse answered (`videos/<id>.<ext>`); another user's or a malformed one: 404."
+)
+
+
+def _uppy_sign_request_schema() -> Schema:
+    create = (
+        "Only for a request that creates (PUT or POST without uploadId); as in `POST /timelapses`."
+    )
+    return _object(
+        {
+            "method": _enum(["PUT", "POST", "GET", "DELETE"]),
+            "key": _string(
+                "Uppy's key: its own proposal on a create (ignored), else " + UPPY_KEY, minLength=1
+            ),
+            "uploadId": _string(
+                "Absent on a create (PUT: PutObject, POST: CreateMultipartUpload)."
+            ),
+            "partNumber": _integer(
+                "With PUT + uploadId: UploadPart.", minimum=1, maximum=MAX_PART_NUMBER
+            ),
+            "expiresIn": _integer("Seconds; capped at the upload URL lifetime.", minimum=1),
+            "projectId": _string(create, maxLength=MAX_PROJECT_ID, pattern=PROJECT_ID_PATTERN),
+            "sizeBytes": _integer(create + " Required there: Uppy does not pass it.", minimum=1),
+            "contentType": _string(create + " Required there (Uppy 6.3+ passes it for a PUT)."),
+            "targetSeconds": _number(create),
+            "filename": _string(create, maxLength=MAX_FILENAME),
+            "durationMinutes": _number(create),
+            "callbackUrl": _string(create, maxLength=MAX_URL),
+        },
+        required=["method", "key"],
+    )
+
+
+def _companion_metadata_schema() -> Schema:
+    numeric = {"anyOf": [_integer(minimum=1), _string(pattern=r"^\d+$")]}
+    return _object(
+        {
+            "projectId": _string(maxLength=MAX_PROJECT_ID, pattern=PROJECT_ID_PATTERN),
+            "sizeBytes": _described(numeric, "The file's size (`file.size`): set it per file."),
+            "targetSeconds": {"anyOf": [_number(), _string()]},
+        },
+        required=["projectId", "sizeBytes"],
+        description="Uppy's file meta (values arrive as strings); other fields are ignored.",
+    )
+
+
+def _uppy_schemas() -> dict[str, Schema]:
+    headers = {"type": "object", "additionalProperties": _string()}
+    part = _object({"PartNumber": _integer(minimum=1), "ETag": _string(minLength=1)})
+    return {
+        "UppySignRequest": _uppy_sign_request_schema(),
+        "UppySignedRequest": _object(
+            {
+                "url": _url("Presigned URL for exactly the request asked for."),
+                "key": _string(UPPY_KEY),
+                "timelapseId": _string(),
+                "headers": _described(headers, "Send these headers (Uppy 6.3+ does)."),
+                "expiresAt": _timestamp("When the URL expires."),
+            },
+            required=["url", "key", "timelapseId", "expiresAt"],
+        ),
+        "CompanionCreateRequest": _object(
+            {
+                "filename": _string(maxLength=MAX_FILENAME),
+                "type": _string("The file's content type.", maxLength=MAX_CONTENT_TYPE),
+                "metadata": _companion_metadata_schema(),
+            },
+            required=["type", "metadata"],
+        ),
+        "CompanionMultipart": _object(
+            {
+                "key": _string(UPPY_KEY),
+                "uploadId": _string(),
+                "bucket": _string(),
+                "timelapseId": _string(),
+            }
+        ),
+        "CompanionSignedPart": _object(
+            {"url": _url("Presigned PUT for the part."), "expires": _integer("Seconds.")}
+        ),
+        "CompanionParts": _array(_object({**part["properties"], "Size": _integer(minimum=0)})),
+        "CompanionCompleteRequest": _object(
+            {"parts": _array(part, "Absent: the server lists the stored parts.")}, required=[]
+        ),
+        "CompanionCompleted": _object(
+            {
+                "location": _url("A presigned GET of the stored original."),
+                "key": _string(),
+                "bucket": _string(),
+            }
+        ),
+        "CompanionParams": _object(
+            {
+                "method": _string(const="PUT"),
+                "url": _url("Presigned PUT signed for this key, content type and length."),
+                "fields": _object({}, description="Always empty (no POST form)."),
+                "headers": _described(headers, "Send these headers with the PUT."),
+                "key": _string(UPPY_KEY),
+                "timelapseId": _string(),
+            }
+        ),
+        "DevTokenRequest": _object({"user": _string("The token's `sub`.", minLength=1)}),
+        "DevToken": _object({"token": _string("HS256 JWT, valid 24 h."), "userId": _string()}),
     }
 
 
@@ -849,6 +960,143 @@ def _list_path() -> dict[str, Any]:
     }
 
 
+def _uppy_parameters() -> tuple[Schema, Schema, Schema]:
+    upload_id = _path_parameter("upload_id", _string(minLength=1), "The multipart upload's id.")
+    part = _path_parameter(
+        "part_number", _integer(minimum=1, maximum=MAX_PART_NUMBER), "The part's number."
+    )
+    key = {**_query_parameter("key", _string(minLength=1), UPPY_KEY), "required": True}
+    return upload_id, part, key
+
+
+def _companion_paths() -> dict[str, Any]:
+    upload_id, part, key = _uppy_parameters()
+    over = "409 once the timelapse no longer awaits its upload (the upload is then aborted)."
+    return {
+        "/s3/multipart": {
+            "post": _operation(
+                "companion_create_multipart",
+                "Uppy 4–5: create a timelapse and open its multipart upload",
+                {"200": _ok("Opened.", _ref("CompanionMultipart")), **_refusals(400, 413, 415)},
+                tag="uppy",
+                body=_ref("CompanionCreateRequest"),
+            )
+        },
+        "/s3/multipart/{upload_id}/{part_number}": {
+            "parameters": [upload_id, part],
+            "get": _operation(
+                "companion_sign_part",
+                "Uppy 4–5: presign one part",
+                {"200": _ok("Signed.", _ref("CompanionSignedPart")), **_refusals(400, 404, 409)},
+                description=over,
+                tag="uppy",
+                parameters=[key],
+            ),
+        },
+        "/s3/multipart/{upload_id}": {
+            "parameters": [upload_id],
+            "get": _operation(
+                "companion_list_parts",
+                "Uppy 4–5: the parts storage holds (resume)",
+                {"200": _ok("The parts.", _ref("CompanionParts")), **_refusals(400, 404, 409)},
+                description=over,
+                tag="uppy",
+                parameters=[key],
+            ),
+            "delete": _operation(
+                "companion_abort",
+                "Uppy 4–5: abort the upload and cancel the timelapse",
+                {"200": _ok("Aborted: `{}`.", _object({})), **_refusals(400, 404, 409)},
+                description="409 if the timelapse is already complete or failed.",
+                tag="uppy",
+                parameters=[key],
+            ),
+        },
+        "/s3/multipart/{upload_id}/complete": {
+            "parameters": [upload_id],
+            "post": _operation(
+                "companion_complete",
+                "Uppy 4–5: complete the upload",
+                {"200": _ok("Completed.", _ref("CompanionCompleted")), **_refusals(400, 404, 409)},
+                description=(
+                    "Processing starts from the object's creation; where storage sends no "
+                    f"events it is queued here. {over}"
+                ),
+                body=_ref("CompanionCompleteRequest"),
+                body_required=False,
+                tag="uppy",
+                parameters=[key],
+            ),
+        },
+        "/s3/params": {
+            "get": _operation(
+                "companion_upload_parameters",
+                "Uppy 4–5: create a timelapse and presign a single PUT",
+                {"200": _ok("Signed.", _ref("CompanionParams")), **_refusals(400, 413, 415)},
+                tag="uppy",
+                parameters=[
+                    _query_parameter("filename", _string(), "The file's name."),
+                    {**_query_parameter("type", _string(), "Content type."), "required": True},
+                    {
+                        **_query_parameter("metadata[projectId]", _string(), "The project."),
+                        "required": True,
+                    },
+                    {
+                        **_query_parameter(
+                            "metadata[sizeBytes]", _string(pattern=r"^\d+$"), "`file.size`."
+                        ),
+                        "required": True,
+                    },
+                    _query_parameter("metadata[targetSeconds]", _string(), "Optional."),
+                ],
+            )
+        },
+    }
+
+
+def _uppy_paths() -> dict[str, Any]:
+    return {
+        "/uploads/sign": {
+            "post": _operation(
+                "sign_upload_request",
+                "Uppy 6 `signRequest`: presign one S3 request",
+                {
+                    "200": _ok("Signed.", _ref("UppySignedRequest")),
+                    **_refusals(400, 404, 409, 413, 415),
+                },
+                tag="uppy",
+                description=(
+                    "PUT or POST without `uploadId` creates the timelapse (PutObject, "
+                    "CreateMultipartUpload) and answers lapse's key, which Uppy adopts. With "
+                    "`uploadId`: PUT + partNumber (UploadPart), GET (ListParts), POST "
+                    "(CompleteMultipartUpload), DELETE (AbortMultipartUpload: also cancels the "
+                    "timelapse), each only for the caller's own key. 409 once the timelapse no "
+                    "longer awaits its upload. `web/lapse-uppy.js` builds such a `signRequest`."
+                ),
+                body=_ref("UppySignRequest"),
+            )
+        },
+        **_companion_paths(),
+        "/dev/token": {
+            "post": _operation(
+                "dev_token",
+                "Local stack only: an HS256 token for a user name",
+                {
+                    "200": _ok("A token.", _ref("DevToken")),
+                    **{
+                        str(status): {"$ref": f"#/components/responses/Error{status}"}
+                        for status in (400, 404, 500)
+                    },
+                },
+                tag="service",
+                description="404 unless the API runs locally with HS256 tokens.",
+                body=_ref("DevTokenRequest"),
+                public=True,
+            )
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
     return {
         **_service_paths(),
@@ -857,6 +1105,7 @@ def _paths() -> dict[str, Any]:
         **_upload_paths(),
         **_action_paths(),
         **_list_path(),
+        **_uppy_paths(),
     }
 
 
@@ -898,6 +1147,7 @@ def openapi_document() -> dict[str, Any]:
         "tags": [
             {"name": "timelapses"},
             {"name": "uploads", "description": "Multipart uploads."},
+            {"name": "uppy", "description": "Uppy's `@uppy/aws-s3`: Uppy 6 and Companion (4–5)."},
             {"name": "service"},
             {"name": "webhooks", "description": "What lapse POSTs to a `callbackUrl`."},
         ],

@@ -37,9 +37,10 @@ from chalicelib.domain.timelapse import (
 from chalicelib.openapi import ERROR_RESPONSES, openapi_document
 from chalicelib.services.ports import NoNotifier
 from chalicelib.services.timelapses import TimelapseService
+from chalicelib.services.uppy import UppyService
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-PUBLIC = {"/health", "/openapi.json"}
+PUBLIC = {"/health", "/openapi.json", "/dev/token"}
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 # What each handler answers on success. A new route needs its row here and its OpenAPI entry.
@@ -55,6 +56,14 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("POST", "/timelapses/{timelapse_id}/cancel"): 202,
     ("POST", "/timelapses/{timelapse_id}/process"): 202,
     ("GET", "/projects/{project_id}/timelapses"): 200,
+    ("POST", "/uploads/sign"): 200,
+    ("POST", "/s3/multipart"): 200,
+    ("GET", "/s3/multipart/{upload_id}/{part_number}"): 200,
+    ("GET", "/s3/multipart/{upload_id}"): 200,
+    ("POST", "/s3/multipart/{upload_id}/complete"): 200,
+    ("DELETE", "/s3/multipart/{upload_id}"): 200,
+    ("GET", "/s3/params"): 200,
+    ("POST", "/dev/token"): 200,
 }
 
 DOC = openapi_document()
@@ -639,3 +648,61 @@ def test_webhooks_are_documented_once_they_are_delivered() -> None:
         for event in ("timelapse.complete", "timelapse.failed", "timelapse.cancelled"):
             assert event in text
         assert "Lapse-Signature" in text
+
+
+# --- Uppy: real answers of the Uppy use cases against their schemas ---------------------------
+
+
+class UppyStorage(FakeStorage):
+    def presign_request(self, method: str, params: dict[str, Any], seconds: int) -> PresignedUrl:
+        return self._signed(f"{params['Key']}?{method}", seconds)
+
+
+def test_uppy_answers_match_their_schemas() -> None:
+    timelapses = TimelapseService(
+        records=FakeRecords(),  # type: ignore[arg-type]
+        storage=UppyStorage(),  # type: ignore[arg-type]
+        queue=FakeQueue(),
+        limits=Limits(),
+        notifier=NoNotifier(),
+    )
+    uppy = UppyService(timelapses)
+    # Uppy 6: what it sends validates as UppySignRequest; what lapse answers as UppySignedRequest
+    create = {"method": "POST", "key": "3f-a.mp4", "projectId": "p", "contentType": "video/mp4"}
+    create["sizeBytes"] = 200 * MiB
+    key = ""
+    for template in (
+        create,
+        {"method": "PUT", "key": "{key}", "uploadId": "u-1", "partNumber": 2},
+        {"method": "GET", "key": "{key}", "uploadId": "u-1"},
+        {"method": "POST", "key": "{key}", "uploadId": "u-1"},
+        {"method": "DELETE", "key": "{key}", "uploadId": "u-1"},
+    ):
+        request = {**template, "key": str(template["key"]).format(key=key)}
+        validator(request_schema("POST", "/uploads/sign")).validate(request)
+        answer = uppy.sign("user-1", request)
+        validator(response_schema("POST", "/uploads/sign", 200)).validate(answer)
+        key = answer["key"]
+    # Uppy 4–5 (Companion)
+    body = {
+        "filename": "a.mp4",
+        "type": "video/mp4",
+        "metadata": {"projectId": "p", "sizeBytes": "9"},
+    }
+    validator(request_schema("POST", "/s3/multipart")).validate(body)
+    opened = uppy.create_multipart("user-1", body)
+    validator(response_schema("POST", "/s3/multipart", 200)).validate(opened)
+    key, upload_id = opened["key"], opened["uploadId"]
+    path = "/s3/multipart/{upload_id}"
+    signed = uppy.sign_part("user-1", upload_id, "1", key)
+    validator(response_schema("GET", f"{path}/{{part_number}}", 200)).validate(signed)
+    timelapses.storage.parts = [StoredPart(1, '"etag"', 9)]  # type: ignore[attr-defined]
+    validator(response_schema("GET", path, 200)).validate(uppy.list_parts("user-1", upload_id, key))
+    done = uppy.complete("user-1", upload_id, key, {"parts": [{"PartNumber": 1, "ETag": '"e"'}]})
+    validator(response_schema("POST", f"{path}/complete", 200)).validate(done)
+    query = {"filename": "a.mp4", "type": "video/mp4"}
+    query |= {"metadata[projectId]": "p", "metadata[sizeBytes]": "9"}
+    params = uppy.upload_parameters("user-1", query)
+    validator(response_schema("GET", "/s3/params", 200)).validate(params)
+    aborted = uppy.abort("user-1", upload_id, key)
+    validator(response_schema("DELETE", path, 200)).validate(aborted)
