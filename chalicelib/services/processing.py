@@ -116,6 +116,16 @@ class Heartbeat:
                 self._beat()
             except Exception:  # a transient store error must not kill the heartbeat
                 logger.exception("heartbeat failed")
+                self._give_up_if_expired()
+
+    def _give_up_if_expired(self) -> None:
+        # Unable to renew for a whole lease: the watchdog may have handed the record to another
+        # worker by now, so this one must stop as if it had lost its claim.
+        with self._lock:
+            unrenewed = time.monotonic() - self._last_write
+        if unrenewed >= self._lease:
+            logger.warning("lease not renewed in time; stopping", extra={"seconds": unrenewed})
+            self._lost.set()
 
     def _beat(self) -> None:
         # A conditional write at most every PROGRESS_WRITE_SECONDS; a cheap read in between.
@@ -229,17 +239,17 @@ class ProcessingService:
         except (RenderCancelled, ConflictError):
             logger.info("stopped: cancelled or claim lost; removing partial outputs")
             metrics.add_metric(name="RendersStopped", unit=MetricUnit.Count, value=1)
-            self.storage.delete(*outputs)
+            self._discard(timelapse.id, token, outputs)
             return None
         except InvalidMediaError as exc:
-            self.storage.delete(*outputs, timelapse.original_video_key)
+            self._discard(timelapse.id, token, (*outputs, timelapse.original_video_key))
             return self._fail(timelapse, token, ErrorInfo(exc.code, exc.message))
         except LapseError as exc:
-            self.storage.delete(*outputs)
+            self._discard(timelapse.id, token, outputs)
             return self._fail(timelapse, token, ErrorInfo(exc.code, exc.message))
         except Exception:
             logger.exception("processing failed unexpectedly")
-            self.storage.delete(*outputs)
+            self._discard(timelapse.id, token, outputs)
             return self._fail(timelapse, token, INTERNAL_ERROR)
         logger.info("complete", extra={"output": output})
         metrics.add_metric(name="RendersCompleted", unit=MetricUnit.Count, value=1)
@@ -247,6 +257,25 @@ class ProcessingService:
         metrics.add_metric(name="BytesWritten", unit=MetricUnit.Bytes, value=output["sizeBytes"])
         self.notifier.timelapse_ended(done)
         return done
+
+    def _discard(self, timelapse_id: str, token: str, keys: tuple[str, ...]) -> None:
+        """Delete what this attempt wrote (and, for a bad upload, the original), unless another
+        attempt owns those keys now: the output keys are the same for every attempt, and a worker
+        that lost its lease must not delete what its successor wrote, nor pull the original from
+        under it."""
+        try:
+            current = self.records.get(timelapse_id)
+        except Exception:
+            logger.exception("cannot tell whether another attempt owns the outputs; kept")
+            return
+        successor = current is not None and (
+            current.status is Status.COMPLETE
+            or (current.status is Status.PROCESSING and current.lease_owner != token)
+        )
+        if successor:
+            logger.info("another attempt owns the outputs now; nothing deleted")
+            return
+        self.storage.delete(*keys)
 
     def _fail(self, timelapse: Timelapse, token: str, error: ErrorInfo) -> Timelapse | None:
         logger.info("failed", extra={"error": error.as_api()})

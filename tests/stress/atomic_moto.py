@@ -1,0 +1,62 @@
+"""moto server with DynamoDB requests serialized (`python -m tests.stress.atomic_moto -p PORT`).
+
+moto's server is threaded and its DynamoDB checks a ConditionExpression and then writes, with no
+lock in between: two concurrent conditional updates of one item can both succeed (measured: 2 of
+5 concurrent claims both won; a cancel and a complete both won). Real DynamoDB evaluates the
+condition and writes atomically per item, and lapse's exactly-once guarantees rest on that. This
+wrapper restores the property by running one DynamoDB request at a time; S3 and SQS stay
+concurrent (SQS long polls must not block the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import run_simple
+
+StartResponse = Callable[..., Any]
+
+
+class AtomicDynamoDB:
+    """WSGI middleware: DynamoDB requests (X-Amz-Target: DynamoDB_*) one at a time."""
+
+    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(
+        args.host,
+        args.port,
+        AtomicDynamoDB(app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()
