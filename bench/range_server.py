@@ -1,18 +1,38 @@
-"""A tiny HTTP server with Range support that counts the bytes it sends, standing in for S3 GETs."""
+"""A tiny HTTP server with Range support that counts the bytes it sends, standing in for S3 GETs.
+
+On loopback a request costs nothing, which flatters a reader that makes many small requests
+(seeking per sample) against one that streams the whole file. ``Network`` adds what a GET to S3
+from Lambda costs: a wait before the first byte of each request and a per-connection bandwidth.
+"""
 
 from __future__ import annotations
 
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SEND_BUFFER_BYTES = 1024 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_CHUNK = 256 * 1024
+
+
+class Network(NamedTuple):
+    """Time to first byte per request and bytes per second per connection (0: unlimited)."""
+
+    first_byte_seconds: float = 0.0
+    bytes_per_second: float = 0.0
+
+
+LOOPBACK = Network()
+# S3 GET from Lambda in the same region: ~20 ms to the first byte, ~80 MB/s per connection
+# (published guidance and common measurements; assumed, not measured here).
+S3_LIKE = Network(first_byte_seconds=0.020, bytes_per_second=80e6)
 
 
 class ByteCounter:
@@ -35,7 +55,15 @@ class ByteCounter:
             self.requests = 0
 
 
-def _handler(root: Path, counter: ByteCounter) -> type[BaseHTTPRequestHandler]:
+def _pace(network: Network, started: float, sent: int) -> None:
+    """Sleep while `sent` bytes are ahead of the connection's bandwidth."""
+    if network.bytes_per_second:
+        ahead = sent / network.bytes_per_second - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def _handler(root: Path, counter: ByteCounter, network: Network) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -48,6 +76,8 @@ def _handler(root: Path, counter: ByteCounter) -> type[BaseHTTPRequestHandler]:
                 self.send_error(404)
                 return
             counter.request()
+            if network.first_byte_seconds:
+                time.sleep(network.first_byte_seconds)
             size = path.stat().st_size
             start, end = 0, size - 1
             match = _RANGE.fullmatch(self.headers.get("Range", ""))
@@ -75,10 +105,12 @@ def _handler(root: Path, counter: ByteCounter) -> type[BaseHTTPRequestHandler]:
             self._send(path, start, end - start + 1)
 
         def _send(self, path: Path, start: int, length: int) -> None:
+            started, sent = time.monotonic(), 0
             with path.open("rb") as source:
                 source.seek(start)
                 while length > 0:
-                    chunk = source.read(min(length, 256 * 1024))
+                    _pace(network, started, sent)
+                    chunk = source.read(min(length, _CHUNK))
                     if not chunk:
                         return
                     try:
@@ -86,6 +118,7 @@ def _handler(root: Path, counter: ByteCounter) -> type[BaseHTTPRequestHandler]:
                     except (BrokenPipeError, ConnectionResetError):
                         return
                     counter.add(len(chunk))
+                    sent += len(chunk)
                     length -= len(chunk)
 
     return Handler
@@ -110,10 +143,10 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve_directory(root: Path) -> Iterator[tuple[str, ByteCounter]]:
+def serve_directory(root: Path, network: Network = LOOPBACK) -> Iterator[tuple[str, ByteCounter]]:
     """Serve `root` on 127.0.0.1; yields the base URL and the byte counter."""
     counter = ByteCounter()
-    server = _QuietServer(("127.0.0.1", 0), _handler(root.resolve(), counter))
+    server = _QuietServer(("127.0.0.1", 0), _handler(root.resolve(), counter, network))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

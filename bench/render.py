@@ -5,10 +5,15 @@
     python -m bench.render --only 1080p-kf2s --target-seconds 10
 
 Per input it prints: the usual pipeline (decode every frame, time-based select, x264 medium, from a
-local file, so no download is counted against it), the engine (probe + plan + render, reading the
-source over HTTP range requests from a local server standing in for a presigned S3 GET), their
-ratio, the keyframe-decode floor and the encode cost of the output frames, bytes the server sent
-against the file size, peak memory of ffmpeg, output size and SSIM against the usual output.
+local file, so no download is counted against it), then the engine (probe + plan + render) once per
+strategy that applies: the planned one and, where keyframes can be sampled, both "keyframes"
+(ffmpeg reads the whole file and decodes keyframes only) and "seek" (PyAV seeks to each sample's
+keyframe). Each engine run reads the source three ways: over HTTP range requests from a local server
+standing in for a presigned S3 GET on loopback, the same server made S3-like (20 ms to first byte,
+80 MB/s per connection; see bench/range_server.py), and from local disk. Also: the keyframe-decode
+floor and the encode cost of the output frames, bytes the server sent for the render (after the
+probe) against the file size, peak memory of the Python process and of ffmpeg, output size and SSIM
+against the usual output.
 
 Inputs are cached under build/bench/. Each is a one-minute testsrc2 segment encoded with x264
 ultrafast at the stated bit rate, then looped with ``-c copy`` to full length: generating ten
@@ -18,6 +23,7 @@ minutes of 1080p frame by frame would cost several minutes on two cores and meas
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -29,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.domain.limits import Limits
-from chalicelib.domain.plan import RenderPlan, plan_timelapse
+from chalicelib.domain.plan import RenderPlan, Strategy, plan_timelapse
 from chalicelib.media.ffmpeg import locate_ffmpeg
 from chalicelib.media.probe import probe
 
@@ -63,6 +69,9 @@ INPUTS = [
     Input("1080p-kf2s", "10 min 1080p30, keyframe every 2 s", "1920x1080", 10, 2, 60, "15M"),
     Input("1080p-kf8s", "10 min 1080p30, keyframe every 8 s", "1920x1080", 10, 2, 240, "15M"),
     Input("4k-2min", "2 min 2160p30, keyframe every 2 s", "3840x2160", 2, 0.5, 60, "40M"),
+    Input(
+        "720p-lowrate", "10 min 720p30 1 Mbit/s, keyframe every 2 s", "1280x720", 10, 2, 60, "1M"
+    ),
     Input(
         "720p-1h-screen",
         "1 h 720p30 screen-like, x264 default GOP",
@@ -168,40 +177,66 @@ def encode_only(rendered: Path, plan: RenderPlan) -> tuple[float, int]:
     )  # fmt: skip
 
 
-def engine_once(source: Path, target: float, output: Path, over_http: bool) -> dict[str, float]:
-    """Run the engine in a fresh interpreter so its children's peak memory is its own."""
+NETWORKS = ("loopback", "s3")
+
+
+def engine_once(
+    source: Path, target: float, output: Path, where: str, strategy: str | None
+) -> dict[str, float]:
+    """Run the engine in a fresh interpreter so its (and its children's) peak memory is its own.
+
+    `where` is "disk" or one of NETWORKS; `strategy` forces a strategy (None: the planner's).
+    """
     command = [
         sys.executable, "-m", "bench.render", "--engine-once", str(source),
-        "--target-seconds", str(target), "--output", str(output),
-    ] + (["--http"] if over_http else [])  # fmt: skip
+        "--target-seconds", str(target), "--output", str(output), "--where", where,
+    ] + (["--strategy", strategy] if strategy else [])  # fmt: skip
     completed = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     result: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
 
-def run_engine_once(source: Path, target: float, output: Path, over_http: bool) -> None:
-    from bench.range_server import serve_directory  # noqa: PLC0415
+def run_engine_once(
+    source: Path, target: float, output: Path, where: str, strategy: Strategy | None
+) -> None:
+    from bench.range_server import LOOPBACK, S3_LIKE, ByteCounter, serve_directory  # noqa: PLC0415
     from chalicelib.media.render import render_timelapse  # noqa: PLC0415
 
-    def engine(location: str) -> dict[str, float]:
+    def engine(location: str, counter: ByteCounter | None) -> dict[str, float]:
         started = time.monotonic()
         info = probe(location, ffmpeg=FFMPEG)
         plan = plan_timelapse(info, target, Limits())
+        if strategy and strategy != plan.strategy:
+            params = "" if strategy == "decode_all" else "bframes=0"
+            plan = dataclasses.replace(plan, strategy=strategy, x264_params=params)
+        probed = time.monotonic()
+        probe_bytes = counter.bytes_sent if counter else 0
         with tempfile.TemporaryDirectory() as work:
             result = render_timelapse(
                 location, output, plan, ffmpeg=FFMPEG, work_dir=Path(work),
                 on_progress=lambda _: None, should_stop=lambda: False,
             )  # fmt: skip
-        return {"seconds": time.monotonic() - started, "frames": result.frame_count}
+        measured = {
+            "seconds": time.monotonic() - started,
+            "render_seconds": time.monotonic() - probed,
+            "frames": result.frame_count,
+        }
+        if counter is not None:
+            measured |= {
+                "probe_bytes": probe_bytes,
+                "bytes_sent": counter.bytes_sent - probe_bytes,
+                "requests": counter.requests,
+            }
+        return measured
 
-    if over_http:
-        with serve_directory(source.parent) as (base, counter):
-            measured = engine(f"{base}/{source.name}")
-            measured["bytes_sent"] = counter.bytes_sent
-            measured["requests"] = counter.requests
+    if where == "disk":
+        measured = engine(str(source), None)
     else:
-        measured = engine(str(source))
-    measured["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        network = S3_LIKE if where == "s3" else LOOPBACK
+        with serve_directory(source.parent, network) as (base, counter):
+            measured = engine(f"{base}/{source.name}", counter)
+    measured["python_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    measured["ffmpeg_rss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps(measured))
 
 
@@ -217,65 +252,92 @@ def ssim(a: Path, b: Path) -> float:
     return float("nan")
 
 
-def bench_input(spec: Input, quick: bool, target: float, repeat: int) -> dict[str, object]:
+def strategies_for(plan: RenderPlan) -> list[Strategy]:
+    """The planned strategy, and both keyframe samplers wherever either applies."""
+    if plan.strategy in ("keyframes", "seek"):
+        return ["keyframes", "seek"]
+    return [plan.strategy]
+
+
+def bench_input(spec: Input, quick: bool, target: float, repeat: int) -> list[dict[str, object]]:
     source = generate(spec, quick)
     info = probe(str(source), ffmpeg=FFMPEG)
     plan = plan_timelapse(info, target, Limits())
     out = CACHE / "out"
     out.mkdir(exist_ok=True)
-    usual_out, engine_out = out / f"{spec.name}-usual.mp4", out / f"{spec.name}-engine.mp4"
+    usual_out = out / f"{spec.name}-usual.mp4"
     print(f"{spec.name}: usual pipeline ...", file=sys.stderr, flush=True)
     usual_s, usual_rss = usual_pipeline(source, plan, usual_out)
-    print(f"{spec.name}: engine x{repeat} ...", file=sys.stderr, flush=True)
-    http_runs = [engine_once(source, target, engine_out, over_http=True)]
-    repeat = repeat if http_runs[0]["seconds"] < 30 else 1  # slow runs vary little; save time
-    http_runs += [
-        engine_once(source, target, engine_out, over_http=True) for _ in range(repeat - 1)
-    ]
-    local_runs = [engine_once(source, target, engine_out, over_http=False) for _ in range(repeat)]
     floor_s = min(keyframe_floor(source)[0] for _ in range(repeat))
-    encode_s = min(encode_only(engine_out, plan)[0] for _ in range(repeat))
-    best_http = min(http_runs, key=lambda run: run["seconds"])
-    best_local = min(local_runs, key=lambda run: run["seconds"])
-    return {
-        "input": spec.name,
-        "description": spec.description,
-        "file_bytes": source.stat().st_size,
-        "strategy": plan.strategy,
-        "frames": plan.frame_count,
-        "usual_s": usual_s,
-        "usual_rss_mib": usual_rss / 1024,
-        "engine_http_s": best_http["seconds"],
-        "engine_local_s": best_local["seconds"],
-        "ratio": usual_s / best_http["seconds"],
-        "floor_s": floor_s,
-        "encode_s": encode_s,
-        "vs_floor_plus_encode": best_http["seconds"] / (floor_s + encode_s),
-        "bytes_sent": best_http["bytes_sent"],
-        "requests": best_http["requests"],
-        "engine_rss_mib": max(run["peak_rss_kib"] for run in http_runs + local_runs) / 1024,
-        "usual_mb": usual_out.stat().st_size / 1e6,
-        "engine_mb": engine_out.stat().st_size / 1e6,
-        "ssim_vs_usual": ssim(engine_out, usual_out),
-    }
+    rows: list[dict[str, object]] = []
+    for strategy in strategies_for(plan):
+        engine_out = out / f"{spec.name}-{strategy}.mp4"
+        print(f"{spec.name}: {strategy} x{repeat} ...", file=sys.stderr, flush=True)
+        runs: dict[str, list[dict[str, float]]] = {}
+        for where in (*NETWORKS, "disk"):
+            first = engine_once(source, target, engine_out, where, strategy)
+            times = repeat if first["seconds"] < 30 else 1  # slow runs vary little; save time
+            runs[where] = [first] + [
+                engine_once(source, target, engine_out, where, strategy) for _ in range(times - 1)
+            ]
+        best = {where: min(r, key=lambda run: run["seconds"]) for where, r in runs.items()}
+        every = [run for r in runs.values() for run in r]
+        encode_s = min(encode_only(engine_out, plan)[0] for _ in range(repeat))
+        rows.append(
+            {
+                "input": spec.name,
+                "description": spec.description,
+                "file_bytes": source.stat().st_size,
+                "planned": plan.strategy,
+                "strategy": strategy,
+                "frames": plan.frame_count,
+                "keyframes_per_sample": plan.sample_interval_seconds
+                / (info.keyframe_interval_seconds or float("inf")),
+                "usual_s": usual_s,
+                "usual_rss_mib": usual_rss / 1024,
+                "engine_http_s": best["loopback"]["seconds"],
+                "engine_s3_s": best["s3"]["seconds"],
+                "engine_local_s": best["disk"]["seconds"],
+                "ratio": usual_s / best["loopback"]["seconds"],
+                "floor_s": floor_s,
+                "encode_s": encode_s,
+                "vs_floor_plus_encode": best["loopback"]["seconds"] / (floor_s + encode_s),
+                "bytes_sent": best["loopback"]["bytes_sent"],
+                "probe_bytes": best["loopback"]["probe_bytes"],
+                "requests": best["loopback"]["requests"],
+                "python_rss_mib": max(run["python_rss_kib"] for run in every) / 1024,
+                "ffmpeg_rss_mib": max(run["ffmpeg_rss_kib"] for run in every) / 1024,
+                "usual_mb": usual_out.stat().st_size / 1e6,
+                "engine_mb": engine_out.stat().st_size / 1e6,
+                "ssim_vs_usual": ssim(engine_out, usual_out),
+            }
+        )
+        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    return rows
 
 
 def table(rows: list[dict[str, object]]) -> str:
     header = (
-        "| input | strategy | usual | engine (HTTP) | engine (disk) | ratio | keyframe floor "
-        "+ encode | engine / floor+enc | read over HTTP | peak RSS usual / engine "
-        "| size usual / engine | SSIM |\n|" + "---|" * 12
+        "| input | strategy (planned) | usual | engine: HTTP loopback / S3-like / disk | ratio "
+        "| keyframe floor + encode | read by the render over HTTP | probe read "
+        "| peak RSS usual / engine python + ffmpeg | size usual / engine | SSIM |\n|" + "---|" * 11
     )
     lines = [header]
     for r in rows:
+        file_bytes: float = r["file_bytes"]  # type: ignore[assignment]
+        sent: float = r["bytes_sent"]  # type: ignore[assignment]
+        probe_read: float = r["probe_bytes"]  # type: ignore[assignment]
+        mark = " (planned)" if r["strategy"] == r["planned"] else ""
         lines.append(
-            f"| {r['description']} ({r['file_bytes'] / 1e9:.2f} GB) | {r['strategy']} "
-            f"| {r['usual_s']:.1f} s | {r['engine_http_s']:.1f} s | {r['engine_local_s']:.1f} s "
+            f"| {r['description']} ({file_bytes / 1e9:.2f} GB, {r['frames']} frames, "
+            f"{r['keyframes_per_sample']:.2f} keyframes/frame) | {r['strategy']}{mark} "
+            f"| {r['usual_s']:.1f} s "
+            f"| {r['engine_http_s']:.1f} / {r['engine_s3_s']:.1f} / {r['engine_local_s']:.1f} s "
             f"| {r['ratio']:.1f}x | {r['floor_s']:.1f} + {r['encode_s']:.1f} s "
-            f"| {r['vs_floor_plus_encode']:.2f} "
-            f"| {r['bytes_sent'] / 1e6:.0f} MB = {100 * r['bytes_sent'] / r['file_bytes']:.0f} % "  # type: ignore[operator]
-            f"({r['requests']} req) "
-            f"| {r['usual_rss_mib']:.0f} / {r['engine_rss_mib']:.0f} MiB "
+            f"| {sent / 1e6:.0f} MB = {100 * sent / file_bytes:.1f} % ({r['requests']} req) "
+            f"| {probe_read / 1e6:.0f} MB "
+            f"| {r['usual_rss_mib']:.0f} / {r['python_rss_mib']:.0f} "
+            f"+ {r['ffmpeg_rss_mib']:.0f} MiB "
             f"| {r['usual_mb']:.1f} / {r['engine_mb']:.1f} MB | {r['ssim_vs_usual']:.3f} |"
         )
     return "\n".join(lines)
@@ -289,17 +351,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="engine runs per input (best of)")
     parser.add_argument("--engine-once", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--http", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--where", default="loopback", help=argparse.SUPPRESS)
+    parser.add_argument("--strategy", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.engine_once:
-        run_engine_once(args.engine_once, args.target_seconds, args.output, args.http)
+        run_engine_once(
+            args.engine_once, args.target_seconds, args.output, args.where, args.strategy
+        )
         return 0
     rows = []
     for spec in INPUTS:
         if args.only and spec.name not in args.only:
             continue
-        rows.append(bench_input(spec, args.quick, args.target_seconds, args.repeat))
-        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        rows += bench_input(spec, args.quick, args.target_seconds, args.repeat)
     (CACHE / f"results{'-quick' if args.quick else ''}.json").write_text(json.dumps(rows, indent=1))
     print(f"\ntarget {args.target_seconds:g} s, ffmpeg {FFMPEG}, {os.cpu_count()} CPUs\n")
     print(table(rows))

@@ -40,6 +40,7 @@ TAIL_SECONDS = 1.0
 
 _INPUT = re.compile(r"^Input #0, (?P<format>.+?), from ", re.MULTILINE)
 _DURATION = re.compile(r"Duration: (?:(?P<h>\d+):(?P<m>\d+):(?P<s>[\d.]+)|N/A)")
+_BITRATE = re.compile(r"Duration: [^\n]*?, bitrate: (?P<kbps>\d+) kb/s")
 _STREAM = re.compile(r"^\s*Stream #0:(?P<index>\d+)\S*: (?P<kind>\w+): (?P<rest>.*)$")
 _CODEC = re.compile(r"^(?P<codec>[\w-]+)")
 _SIZE = re.compile(r", (?P<w>\d{1,6})x(?P<h>\d{1,6})(?=[ ,\[]|$)")
@@ -205,6 +206,7 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
         keyframe_interval_seconds=interval,
         keyframe_count=count,
         stream_index=video.index,
+        bitrate_bps=_bitrate(stderr),
     )
 
 
@@ -268,6 +270,12 @@ def _duration(stderr: str) -> float | None:
     if match is None or match["h"] is None:
         return None
     return int(match["h"]) * 3600 + int(match["m"]) * 60 + float(match["s"])
+
+
+def _bitrate(stderr: str) -> int | None:
+    """The container's overall bit rate (ffmpeg derives it from the size, a URL's too)."""
+    match = _BITRATE.search(stderr)
+    return int(match["kbps"]) * 1000 if match else None
 
 
 def _keyframe_spacing(scan: _KeyframeScan, duration: float) -> tuple[float | None, int | None]:

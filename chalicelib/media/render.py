@@ -12,8 +12,8 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -59,7 +59,13 @@ def render_timelapse(
     if is_url(source) and plan.download_first:
         source = str(_download(source, work_dir / "source", watch))
     command = build_render_command(source, output_path, plan, ffmpeg=ffmpeg)
-    frames = _run(command, work_dir / "ffmpeg-render.log", plan.frame_count, on_progress, watch)
+    feed: Iterator[bytes] | None = None
+    if plan.strategy == "seek":
+        from chalicelib.media.seek import sample_frames  # noqa: PLC0415 - PyAV only when seeking
+
+        feed = sample_frames(source, plan)
+    log_path = work_dir / "ffmpeg-render.log"
+    frames = _run(command, log_path, plan.frame_count, on_progress, watch, feed=feed)
     if not output_path.exists() or output_path.stat().st_size == 0:
         raise RenderError("ffmpeg produced no output for this video.")
     if frames == 0:
@@ -82,17 +88,46 @@ def render_timelapse(
 def build_render_command(
     source: str, output_path: Path, plan: RenderPlan, *, ffmpeg: str, loglevel: str = "error"
 ) -> list[str]:
-    """The ffmpeg argument list for `plan`; the benchmark runs it as is."""
-    keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
-    filters = ",".join(
-        [
+    """The ffmpeg argument list for `plan`; the benchmark runs it as is.
+
+    For "keyframes" and "decode_all" ffmpeg reads `source` itself and samples with ``select``.
+    For "seek" it reads raw yuv420p frames on stdin (`seek.sample_frames(source, plan)`), already
+    sampled and scaled, and only turns them upright. Everything after the input is shared.
+    """
+    if plan.strategy == "seek":
+        # PyAV hands over frames as stored; the display matrix is applied here, as the CLI would.
+        turn = {90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
+        stored = (
+            (plan.output_height, plan.output_width)
+            if plan.rotation in (90, 270)
+            else (
+                plan.output_width,
+                plan.output_height,
+            )
+        )
+        reading = [
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{stored[0]}x{stored[1]}",
+            "-framerate", str(plan.output_fps), "-protocol_whitelist", "pipe", "-i", "pipe:0",
+            "-map", "0:0",
+        ]  # fmt: skip
+        filters = [*turn.get(plan.rotation, []), "setsar=1"]
+    else:
+        keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
+        reading = [
+            *(keyframes_only if plan.strategy == "keyframes" else []),
+            "-threads",
+            str(plan.threads),
+            *input_args(source, max_pixels=plan.max_pixels),
+            "-map",
+            f"0:{plan.stream_index}",
+        ]
+        filters = [
             f"select='{plan.select_expression}'",
             f"scale={plan.output_width}:{plan.output_height}",
             "setsar=1",
             "format=yuv420p",
             f"setpts=N/{plan.output_fps}/TB",
         ]
-    )
     return [
         *base_args(ffmpeg),
         "-loglevel",
@@ -102,19 +137,20 @@ def build_render_command(
         "pipe:1",
         "-stats_period",
         "0.5",
-        *(keyframes_only if plan.strategy == "keyframes" else []),
-        "-threads",
-        str(plan.threads),
-        *input_args(source, max_pixels=plan.max_pixels),
-        "-map",
-        f"0:{plan.stream_index}",
+        *reading,
+        *encoder_args(plan, output_path, filters),
+    ]
+
+
+def encoder_args(plan: RenderPlan, output_path: Path, filters: list[str]) -> list[str]:
+    """Output options shared by every strategy: H.264 yuv420p, CRF, +faststart, no audio."""
+    return [
         "-an",
         "-sn",
         "-dn",
         "-map_metadata",
         "-1",
-        "-vf",
-        filters,
+        *(["-vf", ",".join(filters)] if filters else []),
         "-frames:v",
         str(plan.frame_count),
         "-r",
@@ -203,21 +239,25 @@ def _run(
     planned_frames: int,
     on_progress: Callable[[int], None],
     watch: _Watch,
+    *,
+    feed: Iterator[bytes] | None = None,
 ) -> int:
-    """Run ffmpeg to completion under `watch`; return the frames it wrote."""
-    reported = -1
-    with log_path.open("w+b") as log, _running(command, log) as process:
+    """Run ffmpeg to completion under `watch`, writing `feed` (raw frames) to its stdin if given;
+    return the frames it wrote."""
+    reporter = _Reporter(on_progress, planned_frames)
+    with log_path.open("w+b") as log, _running(command, log, stdin=feed is not None) as process:
         assert process.stdout is not None
         progress = _Progress(process.stdout)
         try:
+            if feed is not None:
+                _feed(process, feed, watch, lambda: reporter.report(progress.frames))
             while process.poll() is None:
                 watch.check()
-                percent = min(99, progress.frames * 100 // max(1, planned_frames))
-                if percent > reported:
-                    reported = percent
-                    on_progress(percent)
+                reporter.report(progress.frames)
                 time.sleep(POLL_SECONDS)
         finally:
+            if isinstance(feed, Generator):
+                feed.close()  # closes the source (PyAV container) now, not at garbage collection
             _stop(process)
             progress.join()
             process.stdout.close()
@@ -229,11 +269,52 @@ def _run(
         return progress.frames
 
 
+class _Reporter:
+    """Percent of the planned frames written, reported when it rises; 100 is the caller's."""
+
+    def __init__(self, on_progress: Callable[[int], None], planned_frames: int) -> None:
+        self._on_progress = on_progress
+        self._planned = max(1, planned_frames)
+        self._reported = -1
+
+    def report(self, frames: int) -> None:
+        percent = min(99, frames * 100 // self._planned)
+        if percent > self._reported:
+            self._reported = percent
+            self._on_progress(percent)
+
+
+def _feed(
+    process: subprocess.Popen[bytes],
+    frames: Iterator[bytes],
+    watch: _Watch,
+    report: Callable[[], None],
+) -> None:
+    """Write `frames` to ffmpeg's stdin, checking `watch` between frames; close stdin after."""
+    assert process.stdin is not None
+    try:
+        watch.check()
+        for frame in frames:
+            process.stdin.write(frame)
+            watch.check()
+            report()
+    except BrokenPipeError:
+        pass  # ffmpeg ended early; its exit status and log tell why
+    finally:
+        with suppress(BrokenPipeError):
+            process.stdin.close()
+
+
 @contextmanager
-def _running(command: list[str], log: IO[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+def _running(
+    command: list[str], log: IO[bytes], *, stdin: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start ffmpeg; on leaving, whatever the reason, make sure it is dead and reaped."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
+        command,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
     )
     try:
         yield process

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from bisect import bisect_left
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import (
+    SEEK_MIN_BYTES_PER_SAMPLE,
     RenderPlan,
     SourceInfo,
     check_source_limits,
@@ -50,6 +53,9 @@ sources = st.builds(
     duration_seconds=st.floats(min_value=0.1, max_value=24 * 3600.0),
     keyframe_interval_seconds=st.one_of(st.none(), st.floats(min_value=0.01, max_value=300.0)),
     keyframe_count=st.one_of(st.none(), st.integers(min_value=0, max_value=24)),
+    format_name=st.sampled_from(["mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"]),
+    size_bytes=st.one_of(st.none(), st.integers(min_value=1, max_value=200 * 10**9)),
+    bitrate_bps=st.one_of(st.none(), st.integers(min_value=1, max_value=200 * 10**6)),
 ).filter(lambda s: s.width * s.height <= LIMITS.max_pixels)
 targets = st.floats(min_value=LIMITS.min_target_seconds, max_value=LIMITS.max_target_seconds)
 
@@ -124,7 +130,7 @@ def test_rotation_swaps_the_output_sides(info: SourceInfo, target: float):
 def test_keyframes_only_when_every_window_holds_a_keyframe(info: SourceInfo, target: float):
     plan = plan_timelapse(info, target, LIMITS)
 
-    if plan.strategy == "keyframes":
+    if plan.strategy in ("keyframes", "seek"):
         assert info.keyframe_interval_seconds is not None
         assert plan.sample_interval_seconds >= info.keyframe_interval_seconds
         assert (info.keyframe_count or 0) >= 2
@@ -132,11 +138,69 @@ def test_keyframes_only_when_every_window_holds_a_keyframe(info: SourceInfo, tar
         assert plan.sample_interval_seconds < info.keyframe_interval_seconds
 
 
+@given(sources, targets)
+def test_seek_only_on_an_indexed_container_with_many_bytes_per_sample(
+    info: SourceInfo, target: float
+):
+    plan = plan_timelapse(info, target, LIMITS)
+    size = info.estimated_bytes
+    keyframes_fit = plan.strategy in ("keyframes", "seek")
+
+    if plan.strategy == "seek":
+        assert info.format_name.startswith("mov,")
+        assert size is not None
+        assert size / plan.frame_count >= SEEK_MIN_BYTES_PER_SAMPLE * (1 - 1e-9)
+        assert plan.input_format == "mov"
+    elif keyframes_fit and info.format_name.startswith("mov,") and size is not None:
+        assert size / plan.frame_count < SEEK_MIN_BYTES_PER_SAMPLE * (1 + 1e-9)
+
+
+@given(sources, targets)
+def test_sample_times_are_in_order_within_the_source_one_per_frame(info: SourceInfo, target: float):
+    plan = plan_timelapse(info, target, LIMITS)
+    times = plan.sample_times()
+
+    assert len(times) == plan.frame_count
+    assert times[0] == 0.0
+    assert all(0 <= t < info.duration_seconds for t in times)
+    assert all(a < b for a, b in itertools.pairwise(times))
+
+
 @given(
     keyframe_interval=st.floats(min_value=0.5, max_value=10.0),
     duration=st.floats(min_value=60.0, max_value=4 * 3600.0),
     target=targets,
 )
+@settings(deadline=None)
+def test_seek_keeps_the_keyframe_select_keeps_one_per_frame(
+    keyframe_interval: float, duration: float, target: float
+):
+    """With regular keyframes, the first keyframe at or after each sample time is the one the
+    "keyframes" path's select keeps from that window: the same pictures, distinct, in order."""
+    info = source(
+        duration_seconds=duration,
+        keyframe_interval_seconds=keyframe_interval,
+        keyframe_count=24,
+        size_bytes=10**12,
+    )
+    plan = plan_timelapse(info, target, LIMITS)
+    assume(plan.strategy == "seek")
+    keyframes = [i * keyframe_interval for i in range(math.ceil(duration / keyframe_interval))]
+
+    last = len(keyframes) - 1
+    sought = [keyframes[min(bisect_left(keyframes, t), last)] for t in plan.sample_times()]
+    selected = selected_times(plan, keyframes)
+
+    assert sought[: len(selected)] == selected
+    assert len(set(sought)) >= len(sought) - 1  # past the last keyframe: repeats it once at most
+
+
+@given(
+    keyframe_interval=st.floats(min_value=0.5, max_value=10.0),
+    duration=st.floats(min_value=60.0, max_value=4 * 3600.0),
+    target=targets,
+)
+@settings(deadline=None)
 def test_keyframe_selection_keeps_the_length_within_ten_percent(
     keyframe_interval: float, duration: float, target: float
 ):
@@ -157,6 +221,7 @@ def test_keyframe_selection_keeps_the_length_within_ten_percent(
     duration=st.floats(min_value=1.0, max_value=1200.0),
     target=targets,
 )
+@settings(deadline=None)  # lists up to 72,000 frame times: slow on a busy machine, not wrong
 def test_time_windows_select_the_planned_frame_count_from_every_frame(
     fps: float, duration: float, target: float
 ):
@@ -181,10 +246,35 @@ def test_a_five_second_clip_with_a_thirty_second_target_keeps_every_frame():
 def test_a_ten_minute_recording_with_two_second_keyframes_decodes_keyframes_only():
     plan = plan_timelapse(source(duration_seconds=600.0, keyframe_interval_seconds=2.0), 10, LIMITS)
 
-    assert plan.strategy == "keyframes"
+    assert plan.strategy == "keyframes"  # 1 MB in all: streaming it beats 300 requests
     assert plan.frame_count == 300
     assert plan.sample_interval_seconds == pytest.approx(2.0)
     assert (plan.output_width, plan.output_height) == (1920, 1080)
+
+
+def test_a_long_high_rate_recording_seeks_per_sample():
+    """10 min of 1080p at 15 Mbit/s for 300 frames: 3.8 MB of file per kept frame."""
+    info = source(size_bytes=None, bitrate_bps=15_000_000)
+
+    plan = plan_timelapse(info, 10, LIMITS)
+
+    assert plan.strategy == "seek"
+    assert plan.x264_params == "bframes=0"
+    assert plan.sample_times()[:3] == [0.0, pytest.approx(1.999), pytest.approx(3.999)]
+
+
+def test_a_low_rate_recording_streams_its_keyframes():
+    """10 min of 720p at 1 Mbit/s: 0.25 MB per kept frame, cheaper to stream than to seek."""
+    info = source(width=1280, height=720, size_bytes=None, bitrate_bps=1_000_000)
+
+    assert plan_timelapse(info, 10, LIMITS).strategy == "keyframes"
+
+
+@pytest.mark.parametrize("format_name", ["matroska,webm", "avi"])
+def test_only_mp4_and_mov_are_sought(format_name: str):
+    info = source(format_name=format_name, size_bytes=10**10)
+
+    assert plan_timelapse(info, 10, LIMITS).strategy == "keyframes"
 
 
 def test_a_lone_keyframe_falls_back_to_decoding_everything():
