@@ -62,3 +62,9 @@ deploy: install
 
 clean:
 	rm -rf build .run .pytest_cache .mypy_cache .ruff_cache
+
+# The history check at full size (`make test` runs it small): LAPSE_STRESS_UPLOADS=200 by default.
+LAPSE_STRESS_UPLOADS ?= 200
+.PHONY: stress
+stress: install
+	LAPSE_STRESS_UPLOADS=$(LAPSE_STRESS_UPLOADS) $(BIN)/python -m pytest tests/stress -q -s --timeout=1800

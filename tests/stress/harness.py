@@ -102,18 +102,22 @@ class OwnStack:
         return worker
 
     def stop_workers(self) -> None:
+        for worker in self.workers:  # all at once, then wait for each
+            if worker.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.process.pid, signal.SIGTERM)
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
 
-    def queue_depth(self, queue_url: str | None = None) -> int:
+    def queue_depth(self, queue_url: str | None = None, *, in_flight: bool = False) -> int:
+        """Messages waiting in the queue (plus, with `in_flight`, those received, not deleted)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         attributes = self.config.sqs().get_queue_attributes(
             QueueUrl=queue_url or self.config.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            AttributeNames=names,  # type: ignore[arg-type]
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
+        return sum(int(attributes[name]) for name in names[: 2 if in_flight else 1])  # type: ignore[literal-required]
 
     def objects(self, prefix: str) -> list[str]:
         s3 = self.config.s3()
