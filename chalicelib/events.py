@@ -56,13 +56,24 @@ def work_in_message(body: str) -> Iterator[Work]:
     if message.get("type") == WEBHOOK_MESSAGE and isinstance(message.get("timelapseId"), str):
         yield Work("webhook", message["timelapseId"], message=message)
         return
-    for record in message.get("Records") or []:
-        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
-            continue
-        raw_key = record.get("s3", {}).get("object", {}).get("key", "")
-        timelapse_id = timelapse_id_from_event_key(raw_key)
-        if timelapse_id:
+    records = message.get("Records")
+    for record in records if isinstance(records, list) else []:
+        raw_key = _object_created_key(record)
+        timelapse_id = timelapse_id_from_event_key(raw_key) if raw_key else None
+        if raw_key and timelapse_id:
             yield Work("object_created", timelapse_id, unquote_plus(raw_key))
+
+
+def _object_created_key(record: Any) -> str | None:
+    """The (still URL-encoded) key of an S3 ObjectCreated record, or None for any other shape."""
+    if not isinstance(record, dict) or not str(record.get("eventName", "")).startswith(
+        "ObjectCreated"
+    ):
+        return None
+    s3 = record.get("s3")
+    found = s3.get("object") if isinstance(s3, dict) else None
+    key = found.get("key") if isinstance(found, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def _deadline(context: Any) -> float | None:

@@ -100,6 +100,10 @@ class Settings:
         auth_mode = env.get("LAPSE_AUTH_MODE", "hs256" if stage == "local" else "oidc")
         if auth_mode not in {"hs256", "oidc"}:
             raise SettingsError(f"LAPSE_AUTH_MODE must be hs256 or oidc, got {auth_mode!r}")
+        if auth_mode == "hs256" and stage != "local":
+            raise SettingsError(
+                "LAPSE_AUTH_MODE=hs256 is for the local stack only; deployed stages use oidc"
+            )
         if auth_mode == "oidc" and not env.get("LAPSE_OIDC_ISSUER"):
             raise SettingsError("LAPSE_AUTH_MODE=oidc needs LAPSE_OIDC_ISSUER")
         allow_loopback = _bool(env, "LAPSE_WEBHOOK_ALLOW_LOOPBACK", stage == "local")

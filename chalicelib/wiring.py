@@ -131,6 +131,7 @@ def processing_service() -> ProcessingService:
         ffmpeg=locate_ffmpeg(settings.ffmpeg_path),
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
+        max_attempts=settings.max_attempts,
     )
 
 

@@ -38,6 +38,8 @@ from chalicelib.domain.timelapse import (
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# What a listing's LastEvaluatedKey holds: the table's key and the index's keys.
+CURSOR_KEYS = ("id", "ownerProject", "createdAt")
 
 
 class OwnerProjectIndex(GlobalSecondaryIndex["TimelapseModel"]):
@@ -180,7 +182,14 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, binascii.Error) as exc:
         raise ValidationError("cursor is not one this API handed out") from exc
-    if not isinstance(key, dict):
+    if (
+        not isinstance(key, dict)
+        or set(key) != set(CURSOR_KEYS)
+        or not all(
+            isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)
+            for value in key.values()
+        )
+    ):
         raise ValidationError("cursor is not one this API handed out")
     return key
 
@@ -240,6 +249,8 @@ class DynamoDBTimelapseRepository:
         status: Status | None = None,
     ) -> tuple[list[Timelapse], str | None]:
         start = _decode_cursor(cursor) if cursor else None
+        if start is not None and start["ownerProject"]["S"] != f"{owner_id}#{project_id}":
+            raise ValidationError("cursor is not one this API handed out")
         results = TimelapseModel.by_owner_project.query(
             f"{owner_id}#{project_id}",
             scan_index_forward=False,
@@ -317,6 +328,7 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.status.set(Status.PENDING.value),
                 TimelapseModel.stage.set(Stage.QUEUED.value),
                 TimelapseModel.progress.set(0),
+                TimelapseModel.attempts.set(0),  # the owner asked again: a fresh set of tries
                 TimelapseModel.error.remove(),
                 TimelapseModel.completed_at.remove(),
                 TimelapseModel.lease_owner.remove(),
@@ -325,9 +337,23 @@ class DynamoDBTimelapseRepository:
             retryable | idle,
         )
 
-    def claim(self, timelapse_id: str, token: str, lease_seconds: float) -> Timelapse:
-        """pending/queued → processing/probing, owned by `token` until the lease runs out."""
+    def claim(
+        self, timelapse_id: str, token: str, lease_seconds: float, *, max_attempts: int = 3
+    ) -> Timelapse:
+        """pending/queued → processing/probing, owned by `token` until the lease runs out.
+
+        Also takes over a processing record whose worker's lease ran out (a redelivered message
+        after the worker died), while attempts remain; the watchdog fails it otherwise.
+        """
         now = utcnow()
+        queued = (TimelapseModel.status == Status.PENDING.value) & (
+            TimelapseModel.stage == Stage.QUEUED.value
+        )
+        abandoned = (
+            (TimelapseModel.status == Status.PROCESSING.value)
+            & (TimelapseModel.lease_expires_at < now.timestamp())
+            & (TimelapseModel.attempts < max_attempts)
+        )
         return self._update(
             timelapse_id,
             [
@@ -342,8 +368,7 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.started_at.set(_iso(now)),
                 TimelapseModel.error.remove(),
             ],
-            (TimelapseModel.status == Status.PENDING.value)
-            & (TimelapseModel.stage == Stage.QUEUED.value),
+            queued | abandoned,
         )
 
     def _owned_by(self, token: str) -> Condition:

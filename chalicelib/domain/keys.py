@@ -23,7 +23,7 @@ VIDEO_EXTENSIONS: dict[str, str] = {
 }
 
 _ORIGINAL_KEY = re.compile(
-    r"^videos/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(?P<ext>[a-z0-9]{2,5})$"
+    r"^videos/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(?P<ext>[a-z0-9]{2,5})"
 )
 
 
@@ -53,10 +53,10 @@ def timelapse_id_from_event_key(raw_key: str) -> str | None:
 
     S3 event notifications URL-encode keys (spaces as '+'), so decode before matching.
     """
-    match = _ORIGINAL_KEY.match(unquote_plus(raw_key))
+    match = _ORIGINAL_KEY.fullmatch(unquote_plus(raw_key))
     return match.group("id") if match else None
 
 
 def timelapse_id_from_original_key(key: str) -> str | None:
-    match = _ORIGINAL_KEY.match(key)
+    match = _ORIGINAL_KEY.fullmatch(key)
     return match.group("id") if match else None

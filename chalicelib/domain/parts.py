@@ -2,7 +2,7 @@
 
 S3 wants parts of at least 5 MiB (but the last) and at most 10,000 of them; R2 additionally wants
 every part but the last to have the same size. lapse uses 10–100 MiB parts, aiming at about 1,000
-parts, so a 1 GiB file uploads in ~100 parts and 50 GiB in ~512.
+parts, so a 1 GiB file uploads in 103 parts of 10 MiB and 50 GiB in 985 parts of 52 MiB.
 """
 
 from __future__ import annotations

@@ -58,10 +58,16 @@ def _number(body: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def _control(char: str) -> bool:
+    """Tabs, line breaks and other unprintable characters; a plain space is fine."""
+    return char != " " and (char.isspace() or not char.isprintable())
+
+
 def project_id(value: str) -> str:
-    if not value or len(value) > MAX_PROJECT_ID or any(ch in value for ch in "#/\\\n\r\t"):
+    if not value or len(value) > MAX_PROJECT_ID or any(c in "#/\\" or _control(c) for c in value):
         raise ValidationError(
-            f"projectId must be 1–{MAX_PROJECT_ID} characters without '#', '/', '\\' or whitespace"
+            f"projectId must be 1–{MAX_PROJECT_ID} characters without '#', '/', '\\' or "
+            "control characters"
         )
     return value
 

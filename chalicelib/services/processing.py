@@ -152,6 +152,7 @@ class ProcessingService:
     ffmpeg: str
     lease_seconds: float = 60.0
     heartbeat_seconds: float = 1.0
+    max_attempts: int = 3
     download_url_seconds: int = 6 * 3600
 
     # --- entry points -----------------------------------------------------------------------
@@ -200,7 +201,9 @@ class ProcessingService:
         """Claim the record and render it. Returns the final record, or None when not claimed."""
         token = uuid.uuid4().hex
         try:
-            timelapse = self.records.claim(timelapse_id, token, self.lease_seconds)
+            timelapse = self.records.claim(
+                timelapse_id, token, self.lease_seconds, max_attempts=self.max_attempts
+            )
         except ConflictError:
             logger.info("not claimable (already taken, finished or cancelled); skipped")
             return None

@@ -128,12 +128,6 @@ def test_junk_yields_nothing(body: str) -> None:
     assert work(body) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="events.py work_in_message calls .get on each Records entry and on s3/object without "
-    "checking they are objects: non-dict shapes raise AttributeError instead of yielding nothing",
-)
 @pytest.mark.parametrize(
     "body",
     [

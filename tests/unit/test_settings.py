@@ -160,12 +160,6 @@ def test_deployed_stage_defaults_to_oidc() -> None:
     assert settings.is_local is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.py Settings.from_env accepts LAPSE_AUTH_MODE=hs256 on a deployed stage, "
-    "with the public default secret 'local-dev-secret': anyone could mint tokens. API.md: "
-    "deployed, the API refuses HS256 dev tokens",
-)
 def test_a_deployed_stage_refuses_hs256_dev_tokens() -> None:
     with pytest.raises(SettingsError):
         Settings.from_env({"LAPSE_STAGE": "prod", "LAPSE_AUTH_MODE": "hs256"})
