@@ -213,9 +213,14 @@ def _even(value: float) -> int:
 # "seek" pays where the source holds many bytes per kept frame: it makes one ranged GET per
 # sample (a first-byte wait each) and reads only the kept keyframes, while "keyframes" streams the
 # whole file through ffmpeg's demuxer (60-100 % of it is read even with -discard nokey). Measured
-# with bench/render.py over an S3-like link (20 ms to first byte, 80 MB/s), 300 samples:
-# <CROSSOVER>
-SEEK_MIN_BYTES_PER_SAMPLE = 1_000_000
+# with bench/render.py over an S3-like link (20 ms to first byte, 80 MB/s per connection),
+# 300 samples, render seconds keyframes -> seek (bytes read 100 % -> share shown):
+#   720p 1 Mbit/s, 0.25 MB/sample: 10.3 -> 19.1 s (seek reads 100 % anyway, in 581 requests)
+#   1 h 720p screen, 2.7 MB/sample: 10.9 -> 8.6 s (5 % read)
+#   10 min 1080p 15 Mbit/s, 3.8 MB/sample: 15.9 -> 10.5 s (3.5 % read)
+# The crossover sits where streaming a sample's bytes costs what a request costs:
+# 20 ms x 80 MB/s = 1.6 MB; 2 MB keeps a margin. On local disk the two measure alike.
+SEEK_MIN_BYTES_PER_SAMPLE = 2_000_000
 # Seeking needs an index that says where each keyframe lies: MP4/MOV's, measured over HTTP.
 _SEEK_FORMATS = ("mov,",)
 
