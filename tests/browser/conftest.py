@@ -1,7 +1,8 @@
 """Browser tests: Debian's Chromium, driven by Playwright for Python, against the local stack.
 
-The stack is the e2e one (tests/e2e/conftest.py), started the way `make run` starts it; its upload
-page listens on LAPSE_WEB_PORT, chosen here before any stack starts so that runs never collide.
+The stack is the e2e one (tests/e2e/conftest.py), started the way `make run` starts it (a second
+instance of it when the e2e tests run in the same session); its upload page listens on a free
+LAPSE_WEB_PORT, set before this stack starts.
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support import free_port
-
-# Set at collection, before the session's stack starts: the stack process inherits it.
-os.environ.setdefault("LAPSE_WEB_PORT", str(free_port()))
-
 from tests.e2e.conftest import (
     RunningStack,
     clip_5s,
@@ -28,6 +24,7 @@ from tests.e2e.conftest import (
     media,
     stack,
 )
+from tests.support import free_port
 
 __all__ = ["clip_5s", "clip_150mb", "media", "stack"]
 
@@ -43,10 +40,23 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def web_port() -> Iterator[int]:
+    """Autouse, so it is set before the stack starts: the stack process inherits it."""
+    before = os.environ.get("LAPSE_WEB_PORT")
+    port = free_port()
+    os.environ["LAPSE_WEB_PORT"] = str(port)
+    yield port
+    if before is None:
+        os.environ.pop("LAPSE_WEB_PORT", None)
+    else:
+        os.environ["LAPSE_WEB_PORT"] = before
+
+
 @pytest.fixture(scope="session")
-def web_url(stack: RunningStack) -> str:
+def web_url(web_port: int, stack: RunningStack) -> str:
     """The stack's upload page, once it answers with this stack's API."""
-    url = f"http://127.0.0.1:{os.environ['LAPSE_WEB_PORT']}"
+    url = f"http://127.0.0.1:{web_port}"
     deadline = time.monotonic() + 10
     while True:
         try:
