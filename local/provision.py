@@ -45,7 +45,7 @@ def _bucket(stack: LocalStack) -> None:
             "CORSRules": [
                 {
                     "AllowedOrigins": ["*"],
-                    "AllowedMethods": ["GET", "PUT", "HEAD", "POST"],
+                    "AllowedMethods": ["GET", "PUT", "HEAD", "POST", "DELETE"],
                     "AllowedHeaders": ["*"],
                     "ExposeHeaders": ["ETag"],
                     "MaxAgeSeconds": 3600,

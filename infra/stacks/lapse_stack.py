@@ -248,10 +248,14 @@ class LapseStack(Stack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             cors=[
                 s3.CorsRule(
+                    # POST and DELETE: Uppy 6 creates, completes and aborts multipart uploads
+                    # from the browser with presigned requests.
                     allowed_methods=[
                         s3.HttpMethods.PUT,
                         s3.HttpMethods.GET,
                         s3.HttpMethods.HEAD,
+                        s3.HttpMethods.POST,
+                        s3.HttpMethods.DELETE,
                     ],
                     allowed_origins=origins.value_as_list,
                     allowed_headers=["*"],

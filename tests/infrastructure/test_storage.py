@@ -28,7 +28,7 @@ def test_bucket_refuses_plain_http(s3_stack):
 def test_bucket_cors_lets_browsers_upload_and_read_etag(s3_stack):
     _, bucket = s3_stack.one("AWS::S3::Bucket")
     (rule,) = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
-    assert set(rule["AllowedMethods"]) == {"PUT", "GET", "HEAD"}
+    assert set(rule["AllowedMethods"]) == {"PUT", "GET", "HEAD", "POST", "DELETE"}
     assert rule["ExposedHeaders"] == ["ETag"]
     # Origins are a deploy parameter; prod has no default, so it cannot ship with "*".
     assert rule["AllowedOrigins"] == {"Ref": "AllowedOrigins"}
