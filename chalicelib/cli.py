@@ -16,7 +16,7 @@ from chalicelib.domain.plan import check_source_limits, plan_timelapse
 from chalicelib.errors import LapseError
 from chalicelib.media.ffmpeg import locate_ffmpeg
 from chalicelib.media.probe import probe
-from chalicelib.media.render import make_poster, render_timelapse
+from chalicelib.media.render import SEEK_AVAILABLE, make_poster, render_timelapse
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,7 +53,7 @@ def run_render(args: argparse.Namespace) -> int:
     started = time.monotonic()
     info = probe(args.input, ffmpeg=ffmpeg)
     check_source_limits(info, limits)
-    plan = plan_timelapse(info, args.target_seconds, limits)
+    plan = plan_timelapse(info, args.target_seconds, limits, can_seek=SEEK_AVAILABLE)
     say = _say(args.quiet)
     say(
         f"source: {info.display_width}x{info.display_height} {info.fps:g} fps "

@@ -163,8 +163,14 @@ def check_source_limits(source: SourceInfo, limits: Limits) -> None:
         raise InvalidMediaError(f"The video is rotated by {source.rotation} degrees; lapse cannot.")
 
 
-def plan_timelapse(source: SourceInfo, target_seconds: float, limits: Limits) -> RenderPlan:
-    """Plan a timelapse of `source` lasting about `target_seconds`, never longer than the source."""
+def plan_timelapse(
+    source: SourceInfo, target_seconds: float, limits: Limits, *, can_seek: bool = True
+) -> RenderPlan:
+    """Plan a timelapse of `source` lasting about `target_seconds`, never longer than the source.
+
+    `can_seek` is False where PyAV is not installed (the Lambda package: PyAV's 104 MB beside the
+    173 MB ffmpeg layer would pass Lambda's 250 MB limit); "keyframes" then stands in for "seek".
+    """
     check_source_limits(source, limits)
     if not math.isfinite(target_seconds) or target_seconds <= 0:
         raise ValueError(f"target_seconds must be positive, got {target_seconds!r}")
@@ -177,7 +183,7 @@ def plan_timelapse(source: SourceInfo, target_seconds: float, limits: Limits) ->
     frame_count = max(1, min(wanted_frames, fitting_frames, source_frames))
     interval = source.duration_seconds / frame_count
     width, height = output_size(source.display_width, source.display_height, limits.output_max_side)
-    strategy = _strategy(source, interval)
+    strategy = _strategy(source, interval, can_seek=can_seek)
     expected = frame_count / fps
     return RenderPlan(
         strategy=strategy,
@@ -225,7 +231,7 @@ SEEK_MIN_BYTES_PER_SAMPLE = 2_000_000
 _SEEK_FORMATS = ("mov,",)
 
 
-def _strategy(source: SourceInfo, interval: float) -> Strategy:
+def _strategy(source: SourceInfo, interval: float, *, can_seek: bool) -> Strategy:
     keyframe_interval = source.keyframe_interval_seconds
     if keyframe_interval is None or keyframe_interval <= 0:
         return "decode_all"
@@ -238,7 +244,8 @@ def _strategy(source: SourceInfo, interval: float) -> Strategy:
     size = source.estimated_bytes
     samples = source.duration_seconds / interval
     if (
-        source.format_name.startswith(_SEEK_FORMATS)
+        can_seek
+        and source.format_name.startswith(_SEEK_FORMATS)
         and size is not None
         and size / samples >= SEEK_MIN_BYTES_PER_SAMPLE
     ):

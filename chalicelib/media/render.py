@@ -7,6 +7,7 @@ happens, ffmpeg is killed and reaped before this module returns or raises.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import subprocess
 import threading
@@ -22,6 +23,9 @@ from chalicelib.domain.plan import RenderPlan
 from chalicelib.errors import DeadlineExceeded, LapseError, RenderCancelled, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason, stderr_tail
 from chalicelib.media.probe import probe
+
+# PyAV (the "seek" strategy) is a development/self-hosted extra, not in the Lambda package.
+SEEK_AVAILABLE = importlib.util.find_spec("av") is not None
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from chalicelib.errors import (
 )
 from chalicelib.logs import logger, metrics
 from chalicelib.media.probe import probe
-from chalicelib.media.render import make_poster, render_timelapse
+from chalicelib.media.render import SEEK_AVAILABLE, make_poster, render_timelapse
 from chalicelib.services.ports import Notifier, Storage, TimelapseRepository
 
 PROGRESS_WRITE_SECONDS = 2.0
@@ -300,7 +300,9 @@ class ProcessingService:
         source = probe(url, ffmpeg=self.ffmpeg)
         source_api = {**source.as_api(), "sizeBytes": original.size}
         check_source_limits(source, self.limits)
-        plan = plan_timelapse(source, timelapse.target_seconds, self.limits)
+        plan = plan_timelapse(
+            source, timelapse.target_seconds, self.limits, can_seek=SEEK_AVAILABLE
+        )
         heartbeat.advance(Stage.RENDERING, source=source_api)
         video = work_dir / "timelapse.mp4"
         started = time.monotonic()

@@ -221,11 +221,24 @@ class TimelapseService:
             if now.status is Status.CANCELLED:
                 return now
             raise ConflictError(f"a {now.status.value} timelapse cannot be cancelled") from None
-        if timelapse.stage is Stage.AWAITING_UPLOAD and timelapse.upload.upload_id:
-            self.storage.abort_multipart(timelapse.original_video_key, timelapse.upload.upload_id)
+        if timelapse.stage is Stage.AWAITING_UPLOAD:
+            self._abort_client_uploads(timelapse)
         # A running worker sees the cancel at its next heartbeat, stops ffmpeg and cleans up.
         self.notifier.timelapse_ended(cancelled)
         return cancelled
+
+    def _abort_client_uploads(self, timelapse: Timelapse) -> None:
+        """Abort every multipart upload in flight to the original's key: the one the API opened,
+        and any a client opened itself with presigned requests (Uppy 6), which the record never
+        learns the id of."""
+        key = timelapse.original_video_key
+        upload_ids = {
+            upload_id for k, upload_id in self.storage.list_multipart_uploads(key) if k == key
+        }
+        if timelapse.upload.upload_id:
+            upload_ids.add(timelapse.upload.upload_id)
+        for upload_id in upload_ids:
+            self.storage.abort_multipart(key, upload_id)
 
     def process(self, owner_id: str, timelapse_id: str) -> Timelapse:
         timelapse = self.records.get_owned(timelapse_id, owner_id)
@@ -271,8 +284,7 @@ class TimelapseService:
             with contextlib.suppress(ConflictError, NotFoundError):
                 self.cancel(owner_id, timelapse_id)
         timelapse = self.records.get(timelapse_id) or timelapse
-        if timelapse.upload.upload_id:
-            self.storage.abort_multipart(timelapse.original_video_key, timelapse.upload.upload_id)
+        self._abort_client_uploads(timelapse)
         self.records.delete(timelapse_id)
         # The fixed output keys, not the record's: a worker may have written them before it lost.
         self.storage.delete(

@@ -215,6 +215,9 @@ class FakeStorage:
     def abort_multipart(self, key: str, upload_id: str) -> None:
         return None
 
+    def list_multipart_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
+        return []
+
 
 class FakeRecords:
     def __init__(self) -> None:

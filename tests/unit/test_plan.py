@@ -331,3 +331,24 @@ def test_the_select_expression_names_the_interval():
 
     assert plan.select_expression.startswith("isnan(prev_selected_t)+")
     assert "2.000000000" in plan.select_expression
+
+
+def test_without_pyav_the_planner_streams_keyframes_instead_of_seeking() -> None:
+    # Given a source for which seeking pays (MP4, 1080p, 15 Mbit/s, keyframe every 2 s)
+    source = SourceInfo(
+        width=1920,
+        height=1080,
+        rotation=0,
+        fps=30.0,
+        duration_seconds=600.0,
+        codec="h264",
+        format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        size_bytes=1_130_000_000,
+        keyframe_interval_seconds=2.0,
+        keyframe_count=16,
+    )
+    assert plan_timelapse(source, 10, Limits()).strategy == "seek"
+    # When PyAV is not installed (the Lambda package), the same frames come from the keyframes path
+    fallback = plan_timelapse(source, 10, Limits(), can_seek=False)
+    assert fallback.strategy == "keyframes"
+    assert fallback.frame_count == plan_timelapse(source, 10, Limits()).frame_count
