@@ -81,6 +81,15 @@ def _huge_frame_mp4(path: Path) -> Path:
     return path
 
 
+def _other_container(path: Path, muxer: str) -> bytes:
+    """A real picture in a container lapse does not accept (MPEG-TS, a JPEG still)."""
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "2", "-frames:v",
+        "60" if muxer == "mpegts" else "1", "-f", muxer, str(path),
+    )  # fmt: skip
+    return path.read_bytes()
+
+
 def _audio_only_mp4(path: Path) -> Path:
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-c:a", "aac", str(path))
     return path
@@ -138,6 +147,12 @@ def _build_cases(
         "audio-only": Case(
             _audio_only_mp4(media / "audio.mp4").read_bytes(), {"invalid_media"}, "no video"
         ),
+        "mpeg-ts-container": Case(
+            _other_container(media / "other.ts", "mpegts"), {"invalid_media"}, "not a video"
+        ),
+        "jpeg-still": Case(
+            _other_container(media / "still.jpg", "mjpeg"), {"invalid_media"}, "not a video"
+        ),
         "truncated-mp4": Case(_half(good), {"invalid_media"}, "incomplete"),
         "truncated-faststart-mp4": Case(_half(faststart), {"invalid_media"}, "incomplete"),
         "frame-8192x8192": Case(
@@ -190,6 +205,8 @@ CASE_NAMES = [
     "concat-script",
     "plain-text",
     "audio-only",
+    "mpeg-ts-container",
+    "jpeg-still",
     "truncated-mp4",
     "truncated-faststart-mp4",
     "frame-8192x8192",
