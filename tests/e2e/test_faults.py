@@ -191,27 +191,34 @@ def test_duplicate_deliveries_render_once(stack: OwnStack, small_clip: Path) -> 
 
 def test_the_multipart_double_notification_renders_once(stack: OwnStack, small_clip: Path) -> None:
     api = stack.api("faults")
-    # Given a multipart upload (the local storage sends two events for one completion)
+    # Given two workers, and a multipart upload (the local storage sends two events, Put and
+    # CompleteMultipartUpload, for one completion)
+    workers = [stack.start_worker("double-a"), stack.start_worker("double-b")]
     data = small_clip.read_bytes()
     padded = small_clip.parent / "small-padded.mp4"
     if not padded.exists():
         # Above the 1 MiB threshold; trailing bytes after the last box are ignored by readers.
         padded.write_bytes(data + b"\0" * (MiB + 1))
+    # When it completes
     tid = upload(api, padded, targetSeconds=1)
-    assert api.get(tid)["stage"] == "awaiting_upload"
-    events = _take_messages(stack, tid, expect=2)
-    assert len(events) >= 2, events
-    # When both are delivered, at once, to two workers
-    sqs = stack.config.sqs()
-    for event in events:
-        sqs.send_message(QueueUrl=stack.config.queue_url, MessageBody=json.dumps(event))
-    stack.start_worker("double-a")
-    stack.start_worker("double-b")
-    # Then it is rendered once
+    # Then both events are handled, and it is rendered once
     done = api.wait_for(tid, timeout=60)
     assert done["status"] == "complete", (done, stack.log_tail())
     assert done["attempts"] == 1
     assert stack.objects(f"timelapses/{tid}") == [f"timelapses/{tid}.mp4"]
+
+    def deliveries() -> int:
+        lines = [
+            line
+            for worker in workers
+            for line in worker.log.read_text(errors="replace").splitlines()
+            if f"timelapse_id={tid}" in line
+        ]
+        return len(
+            {line.split("request_id=")[1].split()[0] for line in lines if "request_id=" in line}
+        )
+
+    assert until(lambda: deliveries() >= 2, timeout=15), stack.log_tail()
 
 
 def test_multipart_parts_past_the_declared_size_are_aborted(stack: OwnStack) -> None:

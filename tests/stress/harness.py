@@ -33,6 +33,7 @@ from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60.0
+LONG_POLL_SECONDS = 1.0  # local/worker.py's WaitTimeSeconds
 
 
 def until(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
@@ -108,6 +109,11 @@ class OwnStack:
                     os.killpg(worker.process.pid, signal.SIGTERM)
         for worker in self.workers:
             worker.stop()
+        if self.workers:
+            # A worker that exits inside a 1 s long poll leaves moto holding that receive: a
+            # message arriving in that second is handed to the dead socket and stays invisible
+            # for the visibility timeout. Let those polls run out before the next test sends any.
+            time.sleep(LONG_POLL_SECONDS + 0.5)
         self.workers.clear()
 
     def queue_depth(self, queue_url: str | None = None, *, in_flight: bool = False) -> int:

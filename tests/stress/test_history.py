@@ -240,6 +240,11 @@ def stress_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]
     with own_stack(
         directory, LAPSE_MAX_ATTEMPTS="3", LAPSE_MULTIPART_THRESHOLD_BYTES=str(MiB)
     ) as stack:
+        # The killed worker's unfinished long polls take (and lose) messages that arrive just
+        # after its death; they come back after the visibility timeout, so keep that short.
+        stack.config.sqs().set_queue_attributes(
+            QueueUrl=stack.config.queue_url, Attributes={"VisibilityTimeout": "20"}
+        )
         # Every write of an output becomes a version: a second render of one record shows.
         stack.config.s3().put_bucket_versioning(
             Bucket=stack.config.bucket, VersioningConfiguration={"Status": "Enabled"}
