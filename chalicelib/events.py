@@ -15,7 +15,7 @@ from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
 from chalicelib import wiring
 from chalicelib.adapters.queue import PROCESS_MESSAGE
-from chalicelib.domain.keys import timelapse_id_from_event_key
+from chalicelib.domain.keys import is_timelapse_id, timelapse_id_from_event_key
 from chalicelib.domain.timelapse import utcnow
 from chalicelib.domain.webhooks import WEBHOOK_MESSAGE
 from chalicelib.logs import logger, metrics, tracer
@@ -50,10 +50,10 @@ def work_in_message(body: str) -> Iterator[Work]:
         return
     if message.get("Event") == "s3:TestEvent":
         return
-    if message.get("type") == PROCESS_MESSAGE and isinstance(message.get("timelapseId"), str):
+    if message.get("type") == PROCESS_MESSAGE and is_timelapse_id(message.get("timelapseId")):
         yield Work("process", message["timelapseId"])
         return
-    if message.get("type") == WEBHOOK_MESSAGE and isinstance(message.get("timelapseId"), str):
+    if message.get("type") == WEBHOOK_MESSAGE and is_timelapse_id(message.get("timelapseId")):
         yield Work("webhook", message["timelapseId"], message=message)
         return
     records = message.get("Records")

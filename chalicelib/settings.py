@@ -14,6 +14,7 @@ from chalicelib.domain.limits import Limits
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+MIN_LEASE_SECONDS = 5
 
 
 class SettingsError(ValueError):
@@ -104,6 +105,10 @@ class Settings:
             raise SettingsError(
                 "LAPSE_AUTH_MODE=hs256 is for the local stack only; deployed stages use oidc"
             )
+        lease = _int(env, "LAPSE_LEASE_SECONDS", 60)
+        if lease < MIN_LEASE_SECONDS:
+            # A worker writes its lease at most every 2 s: a shorter lease would lapse in between.
+            raise SettingsError(f"LAPSE_LEASE_SECONDS must be at least {MIN_LEASE_SECONDS}")
         if auth_mode == "oidc" and not env.get("LAPSE_OIDC_ISSUER"):
             raise SettingsError("LAPSE_AUTH_MODE=oidc needs LAPSE_OIDC_ISSUER")
         allow_loopback = _bool(env, "LAPSE_WEBHOOK_ALLOW_LOOPBACK", stage == "local")
@@ -140,7 +145,7 @@ class Settings:
             webhook_max_attempts=_int(env, "LAPSE_WEBHOOK_MAX_ATTEMPTS", 5),
             webhook_timeout_seconds=_float(env, "LAPSE_WEBHOOK_TIMEOUT_SECONDS", 5.0),
             webhook_backoff_seconds=_int(env, "LAPSE_WEBHOOK_BACKOFF_SECONDS", 2),
-            lease_seconds=_int(env, "LAPSE_LEASE_SECONDS", 60),
+            lease_seconds=lease,
             heartbeat_seconds=_float(env, "LAPSE_HEARTBEAT_SECONDS", 1.0),
             max_attempts=_int(env, "LAPSE_MAX_ATTEMPTS", 3),
             ffmpeg_path=_optional(env, "LAPSE_FFMPEG"),

@@ -172,7 +172,14 @@ class Supervisor:
         stack = self.stack
         started = time.monotonic()
         moto = self.start(
-            "moto", "-m", "moto.server", "-H", stack.host, "-p", str(stack.moto_port), quiet=True
+            "moto",
+            "-m",
+            "local.moto_server",
+            "-H",
+            stack.host,
+            "-p",
+            str(stack.moto_port),
+            quiet=True,
         )
         wait_until(f"{stack.endpoint}/moto-api/", moto, "moto server")
         provision(stack)

@@ -22,9 +22,15 @@ VIDEO_EXTENSIONS: dict[str, str] = {
     "video/3gpp": "3gp",
 }
 
-_ORIGINAL_KEY = re.compile(
-    r"^videos/(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(?P<ext>[a-z0-9]{2,5})"
-)
+_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ORIGINAL_KEY = re.compile(rf"videos/(?P<id>{_ID})\.(?P<ext>[a-z0-9]{{2,5}})")
+
+
+_TIMELAPSE_ID = re.compile(_ID)
+
+
+def is_timelapse_id(value: object) -> bool:
+    return isinstance(value, str) and _TIMELAPSE_ID.fullmatch(value) is not None
 
 
 def new_timelapse_id() -> str:

@@ -84,23 +84,16 @@ def clear_cached_wiring() -> None:
         factory.cache_clear()
 
 
-# moto's server handles requests on threads and applies DynamoDB conditions without a lock, so two
-# conditional writes racing on one item can both succeed there (DynamoDB serializes them). Races are
-# tested against a server that handles one request at a time, as DynamoDB does for one item.
-SERIAL_MOTO = (
-    "import sys, moto.server as server; run = server.run_simple; "
-    "server.run_simple = lambda *a, **k: run(*a, **{**k, 'threaded': False}); "
-    "server.main(sys.argv[1:])"
-)
-
-
 @contextlib.contextmanager
-def running_moto(stack: LocalStack, log: Path, *, serial: bool = False) -> Iterator[None]:
-    """A moto server subprocess on the stack's port, answering and provisioned; stopped after."""
-    entry = ["-c", SERIAL_MOTO] if serial else ["-m", "moto.server"]
+def running_moto(stack: LocalStack, log: Path) -> Iterator[None]:
+    """The local stack's moto server (local/moto_server.py: DynamoDB writes atomic, as on AWS) on
+    the stack's port, answering and provisioned; stopped after."""
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, *entry, "-H", stack.host, "-p", str(stack.moto_port)],
+            [
+                sys.executable,
+                *("-m", "local.moto_server", "-H", stack.host, "-p", str(stack.moto_port)),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -131,20 +124,6 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         yield stack
         clear_cached_wiring()
         bind_table("lapse-timelapses", "us-east-1", None)
-
-
-@pytest.fixture
-def serial_repository(
-    local_stack: LocalStack, tmp_path: Path
-) -> Iterator[DynamoDBTimelapseRepository]:
-    """The repository bound to a second, one-request-at-a-time server (see SERIAL_MOTO)."""
-    stack = LocalStack(moto_port=free_port(), api_port=free_port())
-    with running_moto(stack, tmp_path / "serial-moto.log", serial=True):
-        bind_table(stack.table, stack.region, stack.endpoint)
-        try:
-            yield DynamoDBTimelapseRepository()
-        finally:
-            bind_table(local_stack.table, local_stack.region, local_stack.endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ that lost its lease while uploading. Every one is settled by a conditional write
 each record ends in exactly one terminal state, rendered at most once, with at most one output.
 
 These run against a moto server of their own whose DynamoDB writes are atomic, as the real
-service's are (tests/stress/atomic_moto.py); plain moto lets two conditional writes both win.
+service's are (local/moto_server.py); plain moto lets two conditional writes both win.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def atomic_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
     log = tmp_path_factory.mktemp("atomic-moto") / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "tests.stress.atomic_moto", "-p", str(stack.moto_port)],
+            [sys.executable, "-m", "local.moto_server", "-p", str(stack.moto_port)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

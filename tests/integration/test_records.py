@@ -175,11 +175,10 @@ def test_a_record_still_awaiting_its_upload_cannot_be_claimed(
 
 
 def test_concurrent_claims_from_threads_have_exactly_one_winner(
-    serial_repository: DynamoDBTimelapseRepository, new_record: NewRecord
+    repository: DynamoDBTimelapseRepository, new_record: NewRecord
 ) -> None:
     # Given a queued record, on a store that settles writes to one item one at a time (DynamoDB
-    # does; the threaded local server does not, see conftest.SERIAL_MOTO)
-    repository = serial_repository
+    # does; plain moto does not, local/moto_server.py makes it so)
     fresh = new_record(save=False)
     repository.create(fresh)
     record = repository.mark_uploaded(fresh.id, queue=True)

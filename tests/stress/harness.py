@@ -2,8 +2,8 @@
 (local/stack.py: moto server, provision, `python -m local.api`, `python -m local.worker`) on free
 ports, with two differences:
 
-- moto runs behind tests/stress/atomic_moto.py, which makes DynamoDB's conditional writes atomic
-  as the real service's are (moto's are not under concurrent requests);
+- moto runs behind local/moto_server.py (as in make run), which makes DynamoDB's conditional
+  writes atomic as the real service's are (moto's are not under concurrent requests);
 - the stack's own worker takes no queue work (LAPSE_WORKER_CONCURRENCY=0): it runs the watchdog
   and the dead-letter poller only. The test starts, kills and stops the queue workers.
 
@@ -185,7 +185,7 @@ def own_stack(directory: Path, **env: str) -> Iterator[OwnStack]:
     log = directory / "stack.log"
     try:
         moto = _start(
-            ["-m", "tests.stress.atomic_moto", "-H", config.host, "-p", str(config.moto_port)],
+            ["-m", "local.moto_server", "-H", config.host, "-p", str(config.moto_port)],
             stack_env,
             log,
         )

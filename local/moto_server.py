@@ -1,4 +1,5 @@
-"""moto server with DynamoDB requests serialized (`python -m tests.stress.atomic_moto -p PORT`).
+"""moto server with DynamoDB requests serialized (`python -m local.moto_server -p PORT`): the
+local stack's S3, SQS and DynamoDB.
 
 moto's server is threaded and its DynamoDB checks a ConditionExpression and then writes, with no
 lock in between: two concurrent conditional updates of one item can both succeed (measured: 2 of
