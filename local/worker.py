@@ -13,12 +13,10 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from chalicelib.events import dead_letters, process_uploads, watchdog
+from chalicelib.logs import logger
 from local.config import LocalStack
 
-logger = Logger(service="lapse-worker")
 stopping = threading.Event()
 
 
