@@ -196,3 +196,10 @@ def test_get_settings_reads_the_process_environment_once(monkeypatch: pytest.Mon
     # Then the settings read at the edge stay the same
     assert get_settings() is first
     assert first.bucket == "first"
+
+
+def test_a_lease_shorter_than_the_heartbeat_can_renew_is_refused() -> None:
+    # A worker writes its lease at most every 2 s; a lease under 5 s would lapse between writes
+    with pytest.raises(SettingsError, match="LAPSE_LEASE_SECONDS must be at least 5"):
+        Settings.from_env({"LAPSE_LEASE_SECONDS": "3"})
+    assert Settings.from_env({"LAPSE_LEASE_SECONDS": "5"}).lease_seconds == 5
