@@ -20,25 +20,14 @@ from chalicelib.domain.timelapse import (
     stage_advances,
     utcnow,
 )
+from tests.factories import a_timelapse
 
 CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ID = "0193f0c2-0000-4000-8000-000000000001"
 
 
 def make(status: Status = Status.PENDING, stage: Stage | None = Stage.AWAITING_UPLOAD) -> Timelapse:
-    return Timelapse(
-        id=ID,
-        owner_id="user-1",
-        project_id="p-42",
-        status=status,
-        stage=stage,
-        content_type="video/mp4",
-        size_bytes=1234,
-        original_video_key=f"videos/{ID}.mp4",
-        created_at=CREATED,
-        updated_at=CREATED,
-        upload=UploadInfo(UploadMethod.PUT),
-    )
+    return a_timelapse(status=status, stage=stage)
 
 
 # --- statuses ---------------------------------------------------------------------------------

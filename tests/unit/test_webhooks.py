@@ -23,8 +23,6 @@ from chalicelib.domain.timelapse import (
     Stage,
     Status,
     Timelapse,
-    UploadInfo,
-    UploadMethod,
 )
 from chalicelib.domain.webhooks import (
     CallbackPolicy,
@@ -37,6 +35,7 @@ from chalicelib.domain.webhooks import (
 from chalicelib.errors import ValidationError
 from chalicelib.services.webhooks import Outcome, WebhookService, delivery_message, request_body
 from chalicelib.settings import Settings, SettingsError
+from tests.factories import a_timelapse
 
 SECRET = "local-webhook-secret"
 ID = "0193f0c2-0000-4000-8000-000000000001"
@@ -48,18 +47,12 @@ LOCAL = CallbackPolicy(allow_loopback=True)
 def timelapse(
     status: Status = Status.COMPLETE, callback: str | None = "https://example.com/h"
 ) -> Timelapse:
-    return Timelapse(
-        id=ID,
+    return a_timelapse(
         owner_id="alice",
-        project_id="p-42",
         status=status,
         stage=None,
-        content_type="video/mp4",
-        size_bytes=1234,
-        original_video_key=f"videos/{ID}.mp4",
         created_at=NOW,
         updated_at=NOW,
-        upload=UploadInfo(UploadMethod.PUT),
         callback_url=callback,
         error=ErrorInfo("cancelled", "Cancelled by its owner.")
         if status is Status.CANCELLED
