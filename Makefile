@@ -29,7 +29,7 @@ test: install browser
 # and Uppy from the npm registry, pinned by tests/browser/uppy/package-lock.json.
 UPPY := tests/browser/uppy
 browser: $(UPPY)/node_modules/.package-lock.json
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 $(UPPY)/node_modules/.package-lock.json: $(UPPY)/package-lock.json
 	cd $(UPPY) && npm ci --no-audit --no-fund --loglevel=error
