@@ -139,6 +139,10 @@ def processing_service() -> ProcessingService:
 def watchdog_service() -> WatchdogService:
     settings = get_settings()
     return WatchdogService(
+        # Locally a worker killed in the middle of a receive can swallow a storage event, so the
+        # sweep looks for uploads that arrived unannounced. Deployed, S3 → SQS delivers at least
+        # once and the watchdog's role has no S3 access (least privilege).
+        storage=storage() if settings.is_local else None,
         records=records(),
         queue=work_queue(),
         notifier=notifier(),

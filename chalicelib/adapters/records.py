@@ -274,11 +274,12 @@ class DynamoDBTimelapseRepository:
         for item in TimelapseModel.scan(filter_condition=condition):
             yield to_domain(item)
 
-    def scan_stale_queued(self, before: datetime) -> Iterator[Timelapse]:
-        """Records queued since before `before` that no worker claimed (a lost message)."""
+    def scan_stale_pending(self, stage: Stage, before: datetime) -> Iterator[Timelapse]:
+        """Records pending in `stage` since before `before`: queued ones no worker claimed (a lost
+        message), or awaiting an upload whose storage event never came."""
         condition = (
             (TimelapseModel.status == Status.PENDING.value)
-            & (TimelapseModel.stage == Stage.QUEUED.value)
+            & (TimelapseModel.stage == stage.value)
             & (TimelapseModel.updated_at < _iso(before))
         )
         for item in TimelapseModel.scan(filter_condition=condition):

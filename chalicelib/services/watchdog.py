@@ -2,7 +2,9 @@
 
 A worker that died leaves a lease that runs out; the sweep re-queues such a record (a fresh attempt)
 until `max_attempts`, then fails it with a message. A queued record whose message was lost is sent
-again; the claim's condition makes a duplicate message harmless.
+again; the claim's condition makes a duplicate message harmless. An original fully in storage
+whose record still awaits it (a lost storage event; on R2, a front end that never called /process)
+is queued as the event would have (locally; see wiring.watchdog_service).
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from chalicelib.domain.timelapse import ErrorInfo, Status
+from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import ConflictError
 from chalicelib.logs import logger
-from chalicelib.services.ports import Notifier, TimelapseRepository, WorkQueue
+from chalicelib.services.ports import Notifier, Storage, TimelapseRepository, WorkQueue
 
 
 @dataclass
@@ -21,6 +23,7 @@ class SweepReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -30,6 +33,9 @@ class WatchdogService:
     notifier: Notifier
     max_attempts: int
     queued_grace_seconds: float = 900.0
+    # Given, the sweep also recovers uploads whose storage event was lost.
+    storage: Storage | None = None
+    awaiting_grace_seconds: float = 600.0
 
     def sweep(self, now: datetime) -> SweepReport:
         report = SweepReport()
@@ -55,13 +61,32 @@ class WatchdogService:
                 report.failed.append(timelapse.id)
                 self.notifier.timelapse_ended(updated)
         stale_before = now - timedelta(seconds=self.queued_grace_seconds)
-        for timelapse in self.records.scan_stale_queued(stale_before):
+        for timelapse in self.records.scan_stale_pending(Stage.QUEUED, stale_before):
             if timelapse.status is Status.PENDING:
                 self.queue.send_process(timelapse.id)
                 report.resent.append(timelapse.id)
-        if report.requeued or report.failed or report.resent:
+        if self.storage is not None:
+            waited_before = now - timedelta(seconds=self.awaiting_grace_seconds)
+            for timelapse in self.records.scan_stale_pending(Stage.AWAITING_UPLOAD, waited_before):
+                self._recover_upload(timelapse, report)
+        if report.requeued or report.failed or report.resent or report.recovered:
             logger.info("watchdog sweep", extra=report.__dict__)
         return report
+
+    def _recover_upload(self, timelapse: Timelapse, report: SweepReport) -> None:
+        """An original that is fully in storage while its record still awaits it: the storage
+        event was lost (or, on R2, the front end never called /process). Queue it as the event
+        would have; an upload still in progress has no object yet and is left alone."""
+        found = self.storage.head(timelapse.original_video_key) if self.storage else None
+        if found is None or found.size != timelapse.size_bytes:
+            return
+        try:
+            self.records.mark_uploaded(timelapse.id, queue=timelapse.process)
+        except ConflictError:
+            return  # the event (or the owner) got there first
+        if timelapse.process:
+            self.queue.send_process(timelapse.id)
+        report.recovered.append(timelapse.id)
 
     def dead_letter(self, timelapse_id: str, now: datetime) -> bool:
         """A message for this record kept failing and reached the dead-letter queue: unless a

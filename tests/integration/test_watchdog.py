@@ -14,6 +14,7 @@ import pytest
 
 from chalicelib.adapters.queue import SQSWorkQueue
 from chalicelib.adapters.records import DynamoDBTimelapseRepository
+from chalicelib.adapters.storage import S3Storage
 from chalicelib.domain.timelapse import Stage, Status, Timelapse, utcnow
 from chalicelib.events import Work, work_in_message
 from chalicelib.services.watchdog import WatchdogService
@@ -231,3 +232,46 @@ def test_the_queued_message_is_the_one_the_worker_reads(queue: Queue) -> None:
         "type": "lapse.process",
         "timelapseId": "0193f0c2-1234-4abc-8def-0123456789ab",
     }
+
+
+@pytest.fixture
+def storage(local_stack: LocalStack) -> S3Storage:
+    return S3Storage(local_stack.s3(), local_stack.bucket)
+
+
+def test_an_upload_whose_event_was_lost_is_queued_by_the_sweep(
+    repository: DynamoDBTimelapseRepository,
+    new_record: NewRecord,
+    queue: Queue,
+    notifier: RecordingNotifier,
+    storage: S3Storage,
+    local_stack: LocalStack,
+) -> None:
+    watchdog = WatchdogService(
+        records=repository,
+        queue=queue.adapter,
+        notifier=notifier,
+        max_attempts=MAX_ATTEMPTS,
+        storage=storage,
+    )
+    # Given records still awaiting their upload: one whose object is fully stored (its storage
+    # event was lost), one whose object is not there yet, one holding fewer bytes than declared
+    stored, missing, partial = new_record(), new_record(), new_record()
+    s3 = local_stack.s3()  # the bucket, as a client's PUT would have left it
+    s3.put_object(Bucket=storage.bucket, Key=stored.original_video_key, Body=b"\0" * 1024)
+    s3.put_object(Bucket=storage.bucket, Key=partial.original_video_key, Body=b"\0" * 10)
+    try:
+        # When the sweep runs long after they were created
+        report = watchdog.sweep(utcnow() + timedelta(hours=1))
+        # Then only the fully stored one is queued, with a message for the worker
+        assert stored.id in report.recovered
+        assert missing.id not in report.recovered
+        assert partial.id not in report.recovered
+        assert repository.get(stored.id).stage is Stage.QUEUED  # type: ignore[union-attr]
+        assert repository.get(missing.id).stage is Stage.AWAITING_UPLOAD  # type: ignore[union-attr]
+        assert repository.get(partial.id).stage is Stage.AWAITING_UPLOAD  # type: ignore[union-attr]
+        assert Work("process", stored.id) in queue.received(expect=1)
+        # And a fresh record is left to its upload
+        assert watchdog.sweep(utcnow()).recovered == []
+    finally:
+        storage.delete(stored.original_video_key, partial.original_video_key)
