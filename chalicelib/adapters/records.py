@@ -425,8 +425,12 @@ class DynamoDBTimelapseRepository:
         )
 
     def _failure_actions(self, error: ErrorInfo) -> list[Action]:
+        return self._ending_actions(Status.FAILED, error)
+
+    def _ending_actions(self, status: Status, error: ErrorInfo) -> list[Action]:
+        """A terminal state with its reason; the worker's lease goes with it."""
         return [
-            TimelapseModel.status.set(Status.FAILED.value),
+            TimelapseModel.status.set(status.value),
             TimelapseModel.stage.remove(),
             TimelapseModel.error.set(error.as_api()),
             TimelapseModel.completed_at.set(_iso(utcnow())),
@@ -480,13 +484,6 @@ class DynamoDBTimelapseRepository:
         """pending or processing → cancelled. Raises ConflictError from any other state."""
         return self._update(
             timelapse_id,
-            [
-                TimelapseModel.status.set(Status.CANCELLED.value),
-                TimelapseModel.stage.remove(),
-                TimelapseModel.error.set(error.as_api()),
-                TimelapseModel.completed_at.set(_iso(utcnow())),
-                TimelapseModel.lease_owner.remove(),
-                TimelapseModel.lease_expires_at.remove(),
-            ],
+            self._ending_actions(Status.CANCELLED, error),
             TimelapseModel.status.is_in(Status.PENDING.value, Status.PROCESSING.value),
         )

@@ -82,16 +82,11 @@ def upload(api: Api, path: Path, **fields: Any) -> str:
 
 
 def ffmpeg_of(worker: Worker, timelapse_id: str) -> bool:
-    """Whether an ffmpeg of `worker` (its process group) is working on `timelapse_id`."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[2]) == worker.process.pid and b"ffmpeg" in cmdline:
-            return timelapse_id[:8].encode() in cmdline
-    return False
+    """Whether an ffmpeg of `worker` is working on `timelapse_id`."""
+    return any(
+        b"ffmpeg" in command and timelapse_id[:8].encode() in command
+        for command in worker.child_commands()
+    )
 
 
 def kill_mid_render(stack: OwnStack, api: Api, tid: str, attempt: int) -> Worker:

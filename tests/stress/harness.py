@@ -56,6 +56,19 @@ class Worker:
     def work_dirs(self) -> list[Path]:
         return sorted(self.tmpdir.glob("lapse-*"))
 
+    def child_commands(self) -> list[bytes]:
+        """The command lines of the worker's direct children (its ffmpeg processes)."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[2]) == self.process.pid:
+                found.append(cmdline)
+        return found
+
     def kill(self) -> None:
         """SIGKILL the worker and its ffmpeg: a crash, with no chance to clean up."""
         with contextlib.suppress(ProcessLookupError):

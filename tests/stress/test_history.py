@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,16 +207,7 @@ def one_upload(stack: OwnStack, api: Api, clip: bytes, rng: random.Random, load:
 
 def running_renders(worker: Worker) -> list[bytes]:
     """The command lines of `worker`'s rendering ffmpeg processes (not probes, not posters)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[2]) == worker.process.pid and b"-progress" in cmdline:
-            found.append(cmdline)
-    return found
+    return [command for command in worker.child_commands() if b"-progress" in command]
 
 
 def kill_mid_render(stack: OwnStack, victim: Worker, load: Load) -> None:

@@ -31,13 +31,12 @@ from chalicelib.domain.timelapse import (
     Stage,
     Status,
     Timelapse,
-    UploadInfo,
-    UploadMethod,
 )
 from chalicelib.openapi import ERROR_RESPONSES, openapi_document
 from chalicelib.services.ports import NoNotifier
 from chalicelib.services.timelapses import TimelapseService
 from chalicelib.services.uppy import UppyService
+from tests.factories import a_timelapse
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 PUBLIC = {"/health", "/openapi.json", "/dev/token"}
@@ -133,20 +132,7 @@ def request_schema(method: str, path: str) -> dict[str, Any]:
 
 
 def make_timelapse(**changes: Any) -> Timelapse:
-    base = Timelapse(
-        id="0193f0c2-0000-4000-8000-000000000001",
-        owner_id="user-1",
-        project_id="p-42",
-        status=Status.PENDING,
-        stage=Stage.AWAITING_UPLOAD,
-        content_type="video/mp4",
-        size_bytes=1234,
-        original_video_key="videos/0193f0c2-0000-4000-8000-000000000001.mp4",
-        created_at=NOW,
-        updated_at=NOW,
-        upload=UploadInfo(UploadMethod.PUT),
-    )
-    return replace(base, **changes)
+    return a_timelapse(created_at=NOW, updated_at=NOW, **changes)
 
 
 def complete_timelapse() -> Timelapse:
