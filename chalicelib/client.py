@@ -38,6 +38,9 @@ CONTENT_TYPES = {
     ".webm": "video/webm",
     ".mkv": "video/x-matroska",
     ".avi": "video/x-msvideo",
+    ".mts": "video/mp2t",
+    ".m2ts": "video/mp2t",
+    ".ts": "video/mp2t",
 }
 
 

@@ -20,7 +20,15 @@ VIDEO_EXTENSIONS: dict[str, str] = {
     "video/avi": "avi",
     "video/x-m4v": "m4v",
     "video/3gpp": "3gp",
+    "video/mp2t": "ts",
+    "video/vnd.dlna.mpeg-tts": "m2ts",
 }
+# Filename extensions of the containers lapse reads (AVCHD camcorders write .mts/.m2ts). Used when
+# the declared type says nothing (`application/octet-stream`, `""`) and to keep the stored name.
+VIDEO_FILE_EXTENSIONS = frozenset(
+    {"mp4", "m4v", "mov", "qt", "3gp", "3g2", "mkv", "webm", "avi", "mts", "m2ts", "m2t", "ts"}
+)
+UNKNOWN_EXTENSION = "bin"
 
 _ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _ORIGINAL_KEY = re.compile(rf"videos/(?P<id>{_ID})\.(?P<ext>[a-z0-9]{{2,5}})")
@@ -41,9 +49,21 @@ def extension_for(content_type: str) -> str | None:
     return VIDEO_EXTENSIONS.get(content_type.split(";", maxsplit=1)[0].strip().lower())
 
 
-def original_key(timelapse_id: str, content_type: str) -> str:
-    ext = extension_for(content_type) or "bin"
-    return f"{VIDEOS_PREFIX}{timelapse_id}.{ext}"
+def filename_extension(filename: str | None) -> str | None:
+    """The lower-cased extension of `filename` when it names a video container lapse reads."""
+    if not filename or "." not in filename:
+        return None
+    ext = filename.rsplit(".", maxsplit=1)[1].strip().lower()
+    return ext if ext in VIDEO_FILE_EXTENSIONS else None
+
+
+def original_extension(content_type: str, filename: str | None = None) -> str:
+    """The extension the original is stored under: the filename's, else the type's, else bin."""
+    return filename_extension(filename) or extension_for(content_type) or UNKNOWN_EXTENSION
+
+
+def original_key(timelapse_id: str, content_type: str, filename: str | None = None) -> str:
+    return f"{VIDEOS_PREFIX}{timelapse_id}.{original_extension(content_type, filename)}"
 
 
 def timelapse_key(timelapse_id: str) -> str:

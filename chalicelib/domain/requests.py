@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.keys import VIDEO_EXTENSIONS, extension_for
+from chalicelib.domain.keys import VIDEO_FILE_EXTENSIONS, filename_extension
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import Status
 from chalicelib.domain.webhooks import validate_callback_url
@@ -16,6 +17,11 @@ MAX_PROJECT_ID = 128
 MAX_FILENAME = 255
 MAX_URL = 2048
 MAX_PARTS_PER_REQUEST = 100
+MAX_CONTENT_TYPE = 100
+OCTET_STREAM = "application/octet-stream"
+# Types that say nothing about the bytes; the filename's extension tells whether it is a video.
+UNLABELLED_TYPES = frozenset({"", OCTET_STREAM, "binary/octet-stream"})
+_VIDEO_TYPE = re.compile(r"video/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,18 @@ def _string(body: dict[str, Any], name: str, *, max_length: int, required: bool)
     return value
 
 
+def _content_type_field(body: dict[str, Any]) -> str:
+    """Required, but may be empty: browsers give `""` for files they cannot name (.mts)."""
+    value = body.get("contentType")
+    if value is None:
+        raise ValidationError("contentType is required")
+    if not isinstance(value, str):
+        raise ValidationError("contentType must be a string")
+    if len(value) > MAX_CONTENT_TYPE:
+        raise ValidationError(f"contentType must be at most {MAX_CONTENT_TYPE} characters")
+    return value
+
+
 def _number(body: dict[str, Any], name: str) -> float | None:
     value = body.get(name)
     if value is None:
@@ -72,14 +90,25 @@ def project_id(value: str) -> str:
     return value
 
 
-def content_type(value: str) -> str:
+def content_type(value: str, filename: str | None = None) -> str:
+    """The declared type, normalised; advisory: the bytes decide once uploaded.
+
+    Any `video/*` passes. A type that says nothing (`application/octet-stream`, `""`, what
+    browsers send for .mts files) passes with a video filename extension and is stored as
+    `application/octet-stream`. Everything else is clearly not a video: 415.
+    """
     normalized = value.split(";", maxsplit=1)[0].strip().lower()
-    if not normalized.startswith("video/"):
+    if _VIDEO_TYPE.fullmatch(normalized):
+        return normalized
+    if normalized not in UNLABELLED_TYPES:
         raise UnsupportedMediaError(f"contentType {value!r} is not a video type")
-    if extension_for(normalized) is None:
-        known = ", ".join(sorted(VIDEO_EXTENSIONS))
-        raise UnsupportedMediaError(f"contentType {value!r} is not supported; use one of {known}")
-    return normalized
+    if filename_extension(filename) is None:
+        known = ", ".join(f".{ext}" for ext in sorted(VIDEO_FILE_EXTENSIONS))
+        raise UnsupportedMediaError(
+            f"contentType {value!r} does not say the file is a video; send a video/* type or a "
+            f"filename ending in one of {known}"
+        )
+    return OCTET_STREAM
 
 
 def size_bytes(value: Any, limits: Limits) -> int:
@@ -115,7 +144,8 @@ def callback_url(value: str | None) -> str | None:
 def parse_create(body: Any, limits: Limits) -> CreateRequest:
     body = _object(body)
     project = project_id(_string(body, "projectId", max_length=MAX_PROJECT_ID, required=True) or "")
-    ctype = _string(body, "contentType", max_length=100, required=True) or ""
+    ctype = _content_type_field(body)
+    filename = _string(body, "filename", max_length=MAX_FILENAME, required=False)
     duration = _number(body, "durationMinutes")
     if duration is not None and duration < 0:
         raise ValidationError("durationMinutes must not be negative")
@@ -126,9 +156,9 @@ def parse_create(body: Any, limits: Limits) -> CreateRequest:
         raise ValidationError("sizeBytes is required")
     return CreateRequest(
         project_id=project,
-        content_type=content_type(ctype),
+        content_type=content_type(ctype, filename),
         size_bytes=size_bytes(body["sizeBytes"], limits),
-        filename=_string(body, "filename", max_length=MAX_FILENAME, required=False),
+        filename=filename,
         duration_minutes=duration,
         target_seconds=target_seconds(_number(body, "targetSeconds"), limits),
         process=process,

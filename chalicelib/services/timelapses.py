@@ -44,7 +44,7 @@ class TimelapseService:
     def create(self, owner_id: str, body: Any) -> dict[str, Any]:
         request = requests.parse_create(body, self.limits)
         timelapse_id = _new_id()
-        key = original_key(timelapse_id, request.content_type)
+        key = original_key(timelapse_id, request.content_type, request.filename)
         multipart = request.size_bytes > self.limits.multipart_threshold_bytes
         upload_info = UploadInfo(UploadMethod.PUT)
         if multipart:

@@ -67,7 +67,14 @@ def test_requests_without_a_valid_token_get_401(
         ([1, 2], 400, "invalid_request", "object"),
         ({**VALID, "sizeBytes": 50 * GiB + 1}, 413, "too_large", "maximum"),
         ({**VALID, "contentType": "text/plain"}, 415, "unsupported_media_type", "not a video"),
-        ({**VALID, "contentType": "video/x-flv"}, 415, "unsupported_media_type", "supported"),
+        ({**VALID, "contentType": "image/png"}, 415, "unsupported_media_type", "not a video"),
+        (
+            {**VALID, "contentType": "application/json"},
+            415,
+            "unsupported_media_type",
+            "not a video",
+        ),
+        ({**VALID, "contentType": ""}, 415, "unsupported_media_type", "filename ending"),
     ],
 )
 def test_create_refuses_bad_bodies_with_a_reason(
@@ -161,3 +168,26 @@ def test_an_upload_of_another_size_than_declared_fails_with_a_reason(
     assert failed["error"]["code"] == "size_mismatch"
     assert "declared" in failed["error"]["message"]
     assert requests.get(failed["urls"]["original"], timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content_type", "filename", "extension"),
+    [
+        ("video/mp2t", "00001.MTS", "mts"),
+        ("", "00002.m2ts", "m2ts"),
+        ("application/octet-stream", "screen.webm", "webm"),
+        ("video/x-flv", None, "bin"),
+    ],
+)
+def test_create_takes_what_cameras_and_browsers_label_videos_with(
+    alice: Api, content_type: str, filename: str | None, extension: str
+) -> None:
+    # contentType is advisory: the bytes decide after upload
+    body = {**VALID, "contentType": content_type}
+    if filename:
+        body["filename"] = filename
+    answer = alice.request("POST", "/timelapses", json=body)
+    assert answer.status_code == 201, answer.text
+    timelapse = answer.json()["timelapse"]
+    assert timelapse["originalVideoKey"].endswith(f".{extension}")
+    assert answer.json()["upload"]["headers"]["Content-Type"] == timelapse["contentType"]

@@ -40,12 +40,33 @@ def test_new_ids_are_fresh_lowercase_uuid4s() -> None:
         ("video/x-matroska", f"videos/{ID}.mkv"),
         ("Video/MP4; codecs=avc1", f"videos/{ID}.mp4"),
         ("video/unknown", f"videos/{ID}.bin"),
+        ("video/mp2t", f"videos/{ID}.ts"),
     ],
 )
 def test_original_key_carries_the_extension_of_the_content_type(
     content_type: str, key: str
 ) -> None:
     assert original_key(ID, content_type) == key
+
+
+@pytest.mark.parametrize(
+    ("content_type", "filename", "key"),
+    [
+        ("video/mp2t", "00001.MTS", f"videos/{ID}.mts"),
+        ("application/octet-stream", "00001.m2ts", f"videos/{ID}.m2ts"),
+        ("video/quicktime", "IMG_0001.MOV", f"videos/{ID}.mov"),
+        ("video/mp4", "notes.txt", f"videos/{ID}.mp4"),
+        ("video/mp4", "../../etc/passwd", f"videos/{ID}.mp4"),
+        ("video/x-flv", "clip.mp4.exe", f"videos/{ID}.bin"),
+        ("video/webm", "no-extension", f"videos/{ID}.webm"),
+    ],
+)
+def test_original_key_takes_a_video_filename_extension(
+    content_type: str, filename: str, key: str
+) -> None:
+    # A video extension of the filename wins (the camera's); no other part of it reaches the key
+    assert original_key(ID, content_type, filename) == key
+    assert timelapse_id_from_original_key(key) == ID
 
 
 def test_output_keys() -> None:
