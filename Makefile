@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test check lint fmt unit synth layer bench deploy clean browser
+.PHONY: install run test check lint fmt unit synth layer bench deploy clean browser reference
 
 # One install at a time (flock): two make commands started together must not both run pip on
 # the same venv. pip stays below 26.3, which chalice 1.34 requires.
@@ -33,6 +33,17 @@ browser: $(UPPY)/node_modules/.package-lock.json
 
 $(UPPY)/node_modules/.package-lock.json: $(UPPY)/package-lock.json
 	cd $(UPPY) && npm ci --no-audit --no-fund --loglevel=error
+
+# GET /docs serves Redoc's standalone bundle from chalicelib/static/ (Chalice packages only app.py
+# and chalicelib/, and nothing may be fetched at run time). The copy is committed; `make reference`
+# refreshes it from the npm registry, pinned by vendor/redoc/package-lock.json.
+REDOC := vendor/redoc
+reference: $(REDOC)/node_modules/.package-lock.json
+	cp $(REDOC)/node_modules/redoc/bundles/redoc.standalone.js chalicelib/static/
+	cp $(REDOC)/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt chalicelib/static/
+
+$(REDOC)/node_modules/.package-lock.json: $(REDOC)/package-lock.json
+	cd $(REDOC) && npm ci --no-audit --no-fund --loglevel=error
 
 unit: install
 	$(BIN)/python -m pytest tests/unit -q

@@ -13,6 +13,7 @@ from chalice.app import Blueprint, CORSConfig, Response
 from chalicelib import errors, wiring
 from chalicelib.logs import logger
 from chalicelib.openapi import openapi_document
+from chalicelib.reference import BUNDLE, reference_bundle, reference_page
 
 api = Blueprint(__name__)
 
@@ -101,6 +102,27 @@ def health() -> Response:
 @_handled
 def openapi() -> Response:
     return _json(200, openapi_document())
+
+
+@api.route("/docs", methods=["GET"], cors=CORS)
+@_handled
+def docs() -> Response:
+    return Response(
+        body=reference_page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"}
+    )
+
+
+@api.route(f"/docs/{BUNDLE}", methods=["GET"], cors=CORS)
+@_handled
+def docs_bundle() -> Response:
+    return Response(
+        body=reference_bundle(),
+        status_code=200,
+        headers={
+            "Content-Type": "text/javascript; charset=utf-8",
+            "Cache-Control": "max-age=86400",
+        },
+    )
 
 
 @api.route("/timelapses", methods=["POST"], cors=CORS, content_types=BODY_TYPES)

@@ -20,6 +20,7 @@ from chalicelib.domain.requests import (
     MAX_URL,
 )
 from chalicelib.domain.timelapse import Stage, Status
+from chalicelib.reference import BUNDLE
 from chalicelib.services.timelapses import FIRST_PART_URLS
 from chalicelib.services.uppy import MAX_PART_NUMBER
 
@@ -668,6 +669,10 @@ def _ok(description: str, schema: Schema | None = None) -> dict[str, Any]:
     return response
 
 
+def _text(description: str, media_type: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
 def _error_response_name(status: int) -> str:
     return f"Error{status}"
 
@@ -805,6 +810,28 @@ def _service_paths() -> dict[str, Any]:
                 "openapi",
                 "This document",
                 {"200": _ok("The OpenAPI 3.1 document.", {"type": "object"})},
+                tag="service",
+                public=True,
+            )
+        },
+        "/docs": {
+            "get": _operation(
+                "docs",
+                "This reference, for people",
+                {"200": _text("An HTML page that renders /openapi.json with Redoc.", "text/html")},
+                tag="service",
+                public=True,
+            )
+        },
+        f"/docs/{BUNDLE}": {
+            "get": _operation(
+                "docs_bundle",
+                "The reference page's script",
+                {
+                    "200": _text(
+                        "Redoc's standalone bundle, served with the API.", "text/javascript"
+                    )
+                },
                 tag="service",
                 public=True,
             )

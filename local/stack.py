@@ -190,6 +190,7 @@ class Supervisor:
         print(
             f"\nlapse is up in {time.monotonic() - started:.1f} s\n"
             f"  API              {stack.api_url}   (OpenAPI: {stack.api_url}/openapi.json)\n"
+            f"  API reference    {stack.api_url}/docs\n"
             + (f"  upload page      {stack.web_url}/\n" if self.web else "")
             + f"  moto server      {stack.endpoint}   (S3, SQS, DynamoDB; log in .run/)\n"
             f"  bucket {stack.bucket}, queue {stack.queue_name} (+ {stack.dlq_name}), "

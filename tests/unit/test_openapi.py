@@ -38,13 +38,15 @@ from chalicelib.services.uppy import UppyService
 from tests.factories import a_timelapse
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-PUBLIC = {"/health", "/openapi.json", "/dev/token"}
+PUBLIC = {"/health", "/openapi.json", "/docs", "/docs/redoc.standalone.js", "/dev/token"}
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 # What each handler answers on success. A new route needs its row here and its OpenAPI entry.
 SUCCESS: dict[tuple[str, str], int] = {
     ("GET", "/health"): 200,
     ("GET", "/openapi.json"): 200,
+    ("GET", "/docs"): 200,
+    ("GET", "/docs/redoc.standalone.js"): 200,
     ("POST", "/timelapses"): 201,
     ("GET", "/timelapses/{timelapse_id}"): 200,
     ("DELETE", "/timelapses/{timelapse_id}"): 204,
