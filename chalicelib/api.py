@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import unquote
 
 from chalice.app import Blueprint, CORSConfig, Response
 
@@ -53,14 +54,17 @@ def error_response(exc: errors.LapseError) -> Response:
 
 
 def _handled(func: Handler) -> Handler:
-    """Maps domain errors to their HTTP answers; anything else is a logged 500."""
+    """Maps domain errors to their HTTP answers; anything else is a logged 500.
+
+    Path parameters arrive percent-encoded (API Gateway REST and the local server alike): they are
+    decoded here, once, so `/projects/my%20project/timelapses` lists project "my project"."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         context = api.current_request.context or {}
         logger.thread_safe_append_keys(request_id=context.get("requestId") or str(uuid.uuid4()))
         try:
-            return func(*args, **kwargs)
+            return func(*args, **{name: unquote(value) for name, value in kwargs.items()})
         except errors.LapseError as exc:
             return error_response(exc)
         except Exception:
@@ -68,6 +72,28 @@ def _handled(func: Handler) -> Handler:
             return _json(500, {"error": {"code": "internal_error", "message": "internal error"}})
 
     return wrapper
+
+
+# Chalice's own refusals (before or around a view: a content type not listed, a method the route
+# lacks, a binary answer nobody accepts) in lapse's error shape instead of {"Code", "Message"}.
+CHALICE_CODES = {
+    "UnsupportedMediaType": "unsupported_media_type",
+    "MethodNotAllowedError": "method_not_allowed",
+    "BadRequest": "invalid_request",
+    "BadRequestError": "invalid_request",
+    "InternalServerError": "internal_error",
+}
+
+
+@api.middleware("http")
+def lapse_error_shape(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and {"Code", "Message"} <= set(body):
+        code = CHALICE_CODES.get(str(body["Code"]), "invalid_request")
+        response.body = json.dumps({"error": {"code": code, "message": str(body["Message"])}})
+        response.headers = {**response.headers, "Content-Type": "application/json"}
+    return response
 
 
 def _caller() -> str:
@@ -83,6 +109,8 @@ def _body() -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.ValidationError("the body is not valid JSON") from exc
+    except RecursionError as exc:
+        raise errors.ValidationError("the body is nested too deeply") from exc
 
 
 def _required_body() -> Any:

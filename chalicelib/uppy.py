@@ -6,8 +6,6 @@ routes. Parse → one use case (services/uppy.py) → JSON, with api.py's error 
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 from chalice.app import Blueprint, Response
 
 from chalicelib import errors, wiring
@@ -23,11 +21,6 @@ MAX_USER_ID = 128
 
 def _service() -> UppyService:
     return UppyService(wiring.timelapse_service())
-
-
-def _upload_id(raw: str) -> str:
-    """A path parameter as Uppy sent it (encodeURIComponent); the local server leaves it encoded."""
-    return unquote(raw)
 
 
 def _key() -> str:
@@ -63,28 +56,28 @@ def companion_create_multipart() -> Response:
 @_handled
 def companion_sign_part(upload_id: str, part_number: str) -> Response:
     owner = _caller()
-    return _json(200, _service().sign_part(owner, _upload_id(upload_id), part_number, _key()))
+    return _json(200, _service().sign_part(owner, upload_id, part_number, _key()))
 
 
 @uppy.route("/s3/multipart/{upload_id}", methods=["GET"], cors=CORS)
 @_handled
 def companion_list_parts(upload_id: str) -> Response:
     owner = _caller()
-    return _json(200, _service().list_parts(owner, _upload_id(upload_id), _key()))
+    return _json(200, _service().list_parts(owner, upload_id, _key()))
 
 
 @uppy.route("/s3/multipart/{upload_id}/complete", methods=["POST"], cors=CORS)
 @_handled
 def companion_complete(upload_id: str) -> Response:
     owner = _caller()
-    return _json(200, _service().complete(owner, _upload_id(upload_id), _key(), _body()))
+    return _json(200, _service().complete(owner, upload_id, _key(), _body()))
 
 
 @uppy.route("/s3/multipart/{upload_id}", methods=["DELETE"], cors=CORS)
 @_handled
 def companion_abort(upload_id: str) -> Response:
     owner = _caller()
-    return _json(200, _service().abort(owner, _upload_id(upload_id), _key()))
+    return _json(200, _service().abort(owner, upload_id, _key()))
 
 
 @uppy.route("/s3/params", methods=["GET"], cors=CORS)

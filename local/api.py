@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import json
 import os
+from http import HTTPStatus
 
 from chalice.config import Config
-from chalice.local import create_local_server
+from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGatewayException
 
 from app import app
+
+# The local gateway's own refusals (API Gateway answers an unknown route 403), as lapse names them.
+GATEWAY_ERRORS = {
+    401: ("unauthorized", "not authorized"),
+    403: ("not_found", "no such route"),
+}
+
+
+def error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+class LapseRequestHandler(ChaliceRequestHandler):
+    """Chalice's handler, with every refusal in lapse's `{"error": {code, message}}` shape: the
+    HTTP server's own (an oversized header line or too many headers → 431, a malformed request
+    line → 400), which http.server writes as HTML, and the gateway's (an unknown route)."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        reason = message or HTTPStatus(code).phrase
+        body = error_body(HTTPStatus(code).phrase.lower().replace(" ", "_"), reason)
+        self.close_connection = True
+        self.send_response(code, reason)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= HTTPStatus.OK:
+            self.wfile.write(body)
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        code, message = GATEWAY_ERRORS.get(error.CODE, ("internal_error", "internal error"))
+        self._send_http_response(error.CODE, dict(error.headers), error_body(code, message))
 
 
 def main() -> None:
     host = os.environ.get("LAPSE_API_HOST", "127.0.0.1")
     port = int(os.environ.get("LAPSE_API_PORT", "8000"))
     config = Config.create(chalice_stage="local", app_name="lapse", chalice_app=app)
-    server = create_local_server(app, config, host, port)
+    server = LocalDevServer(app, config, host, port, handler_cls=LapseRequestHandler)
     server.server.serve_forever()
 
 

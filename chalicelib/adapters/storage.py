@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -52,6 +53,16 @@ class PresignedUrl:
 
 def _missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in _MISSING
+
+
+def content_disposition(filename: str) -> str:
+    """`inline` with the name offered twice (RFC 6266): a plain-ASCII fallback for old clients,
+    and the exact name percent-encoded as UTF-8 in `filename*`. Nothing of the name can end the
+    header or start another (no quotes, backslashes or control characters survive)."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\%' else "_" for c in filename
+    )
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def transfer_config_for(size_bytes: int) -> TransferConfig:
@@ -101,8 +112,7 @@ class S3Storage:
     def presign_get(self, key: str, seconds: int, *, filename: str | None = None) -> PresignedUrl:
         params: dict[str, Any] = {"Key": key}
         if filename:
-            safe = filename.replace('"', "").replace("\\", "")
-            params["ResponseContentDisposition"] = f'inline; filename="{safe}"'
+            params["ResponseContentDisposition"] = content_disposition(filename)
         return self._presign("get_object", params, seconds)
 
     def presign_request(self, method: str, params: dict[str, Any], seconds: int) -> PresignedUrl:

@@ -22,6 +22,8 @@ OCTET_STREAM = "application/octet-stream"
 # Types that say nothing about the bytes; the filename's extension tells whether it is a video.
 UNLABELLED_TYPES = frozenset({"", OCTET_STREAM, "binary/octet-stream"})
 _VIDEO_TYPE = re.compile(r"video/[a-z0-9][a-z0-9!#$&^_.+-]*")
+# A year of recording: far above any source lapse renders, far below what DynamoDB can store.
+MAX_DURATION_MINUTES = 366 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -71,14 +73,39 @@ def _number(body: dict[str, Any], name: str) -> float | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{name} must be a number")
-    return float(value)
+    try:
+        number = float(value)  # an int of 400 digits overflows here
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValidationError(f"{name} must be a finite number of ordinary size")
+    return number
 
 
 def _control(char: str) -> bool:
     """Tabs, line breaks and other unprintable characters; a plain space is fine."""
     return char != " " and (char.isspace() or not char.isprintable())
+
+
+def safe_filename(value: str | None) -> str | None:
+    """A name to offer for the download: printable, no folders (it lands in a header)."""
+    if value is None:
+        return None
+    if any(c in "/\\" or _control(c) for c in value) or value.strip() in {".", ".."}:
+        raise ValidationError(
+            "filename must be printable, without '/', '\\', line breaks or control characters"
+        )
+    return value
+
+
+def duration_minutes(value: float | None) -> float | None:
+    if value is not None and not 0 <= value <= MAX_DURATION_MINUTES:
+        raise ValidationError(
+            f"durationMinutes must not be negative, nor more than {MAX_DURATION_MINUTES}"
+        )
+    return value
 
 
 def project_id(value: str) -> str:
@@ -145,10 +172,8 @@ def parse_create(body: Any, limits: Limits) -> CreateRequest:
     body = _object(body)
     project = project_id(_string(body, "projectId", max_length=MAX_PROJECT_ID, required=True) or "")
     ctype = _content_type_field(body)
-    filename = _string(body, "filename", max_length=MAX_FILENAME, required=False)
-    duration = _number(body, "durationMinutes")
-    if duration is not None and duration < 0:
-        raise ValidationError("durationMinutes must not be negative")
+    filename = safe_filename(_string(body, "filename", max_length=MAX_FILENAME, required=False))
+    duration = duration_minutes(_number(body, "durationMinutes"))
     process = body.get("process", True)
     if not isinstance(process, bool):
         raise ValidationError("process must be true or false")

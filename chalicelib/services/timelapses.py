@@ -76,7 +76,13 @@ class TimelapseService:
             target_seconds=request.target_seconds,
             callback_url=request.callback_url,
         )
-        self.records.create(timelapse)
+        try:
+            self.records.create(timelapse)
+        except Exception:
+            # Nothing may stay open for a record that was never stored.
+            if upload_info.upload_id:
+                self.storage.abort_multipart(key, upload_info.upload_id)
+            raise
         return {"timelapse": timelapse.as_api(), "upload": self._upload_instructions(timelapse)}
 
     def _upload_instructions(self, timelapse: Timelapse) -> dict[str, Any]:

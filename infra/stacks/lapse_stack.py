@@ -15,6 +15,7 @@ from aws_cdk import (
     SecretValue,
     Stack,
 )
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
@@ -427,6 +428,7 @@ class LapseStack(Stack):
 
     def _wire_api(self) -> None:
         rest_api = self.app.get_resource("RestAPI")
+        self._gateway_errors_in_lapse_shape(rest_api.ref)
         rest_api.add_property_override("TracingEnabled", True)
         rest_api.add_property_override(
             "MethodSettings",
@@ -439,6 +441,26 @@ class LapseStack(Stack):
                 }
             ],
         )
+
+    def _gateway_errors_in_lapse_shape(self, rest_api_id: str) -> None:
+        """API Gateway's own refusals (unknown route, body or headers too large, throttled, …)
+        in lapse's `{"error": {code, message}}` shape, with CORS so a browser can read them."""
+        template = (
+            '{"error": {"code": "$context.error.responseType.toLowerCase()", '
+            '"message": $context.error.messageString}}'
+        )
+        for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
+            apigateway.CfnGatewayResponse(
+                self,
+                f"GatewayResponse{response_type.replace('_', '')}",
+                rest_api_id=rest_api_id,
+                response_type=response_type,
+                response_templates={"application/json": template},
+                response_parameters={
+                    "gatewayresponse.header.Access-Control-Allow-Origin": "'*'",
+                    "gatewayresponse.header.Content-Type": "'application/json'",
+                },
+            )
 
     # -- observability and outputs ---------------------------------------------------------
 

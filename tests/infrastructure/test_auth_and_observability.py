@@ -57,3 +57,17 @@ def test_stack_outputs_what_a_front_end_needs(stack):
     outputs = stack.template["Outputs"]
     assert {"EndpointURL", "TableName", "QueueUrl"} <= set(outputs)
     assert outputs["UserPoolId"]["Condition"] == "UseCognito"
+
+
+def test_gateway_refusals_answer_in_lapses_error_shape(stack):
+    # An unknown route, an oversized request or a throttled caller is refused by API Gateway
+    # before the app runs; its answer still reads {"error": {code, message}}
+    responses = stack.of_type("AWS::ApiGateway::GatewayResponse").values()
+    by_type = {r["Properties"]["ResponseType"]: r["Properties"] for r in responses}
+    assert set(by_type) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for props in by_type.values():
+        assert props["RestApiId"] == {"Ref": "RestAPI"}
+        template = props["ResponseTemplates"]["application/json"]
+        assert template.startswith('{"error": {"code": ')
+        assert "$context.error.messageString" in template
+        assert props["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import pytest
 from pytest_socket import SocketBlockedError
 
-from chalicelib.adapters.storage import S3Storage
+from chalicelib.adapters.storage import S3Storage, content_disposition
 from chalicelib.domain.limits import Limits, MiB
 from chalicelib.domain.timelapse import Timelapse
 from chalicelib.services.ports import NoNotifier
@@ -193,7 +193,25 @@ def test_get_url_reads_the_key_for_the_download_lifetime() -> None:
 def test_get_url_names_the_file_without_breaking_the_header() -> None:
     signed = make_storage().presign_get(KEY, 60, filename='my "desk"\\session.mp4')
     disposition = query(signed.url)["response-content-disposition"]
-    assert disposition == 'inline; filename="my desksession.mp4"'
+    assert disposition == (
+        "inline; filename=\"my _desk__session.mp4\"; filename*=UTF-8''my%20%22desk%22%5Csession.mp4"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "fallback", "encoded"),
+    [
+        ("Büro 08:00.mov", "B_ro 08:00.mov", "B%C3%BCro%2008%3A00.mov"),
+        ("a\r\nSet-Cookie: x=1", "a__Set-Cookie: x=1", "a%0D%0ASet-Cookie%3A%20x%3D1"),
+        ("100%.mp4", "100_.mp4", "100%25.mp4"),
+        ("日本.mp4", "__.mp4", "%E6%97%A5%E6%9C%AC.mp4"),
+    ],
+)
+def test_content_disposition_follows_rfc_6266(name: str, fallback: str, encoded: str) -> None:
+    # Any stored name (even one from before names were checked) stays inside one header value
+    value = content_disposition(name)
+    assert value == f"inline; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    assert all(c.isprintable() and c.isascii() for c in value)
 
 
 def test_r2_storage_signs_for_its_own_endpoint_and_region() -> None:

@@ -170,6 +170,9 @@ REFUSALS: list[tuple[str, Any, type[LapseError], str]] = [
     ("duration NaN", body(durationMinutes=math.nan), ValidationError, "durationMinutes"),
     ("duration inf", body(durationMinutes=math.inf), ValidationError, "durationMinutes"),
     ("duration negative", body(durationMinutes=-1), ValidationError, "not be negative"),
+    ("duration 1e300", body(durationMinutes=1e300), ValidationError, "nor more than"),
+    ("duration 400 digits", body(durationMinutes=10**400), ValidationError, "finite number"),
+    ("target 400 digits", body(targetSeconds=10**400), ValidationError, "finite number"),
     # targetSeconds
     ("target zero", body(targetSeconds=0), ValidationError, "between 1 and 600"),
     ("target below 1", body(targetSeconds=0.5), ValidationError, "between 1 and 600"),
@@ -185,6 +188,13 @@ REFUSALS: list[tuple[str, Any, type[LapseError], str]] = [
     ("filename number", body(filename=7), ValidationError, "filename must be"),
     ("filename blank", body(filename=" "), ValidationError, "filename must be"),
     ("filename too long", body(filename="f" * 256), ValidationError, "at most 255"),
+    ("filename CRLF", body(filename="a.mp4\r\nSet-Cookie: x"), ValidationError, "printable"),
+    ("filename NUL", body(filename="a\x00.mp4"), ValidationError, "printable"),
+    ("filename tab", body(filename="a\t.mp4"), ValidationError, "printable"),
+    ("filename bidi override", body(filename="a\u202e4pm.exe"), ValidationError, "printable"),
+    ("filename with /", body(filename="../../etc/passwd"), ValidationError, "'/'"),
+    ("filename with \\", body(filename="C:\\x.mp4"), ValidationError, "'/'"),
+    ("filename dot-dot", body(filename=".."), ValidationError, "printable"),
     # callbackUrl
     ("callback ftp", body(callbackUrl="ftp://example.com/x"), ValidationError, "http(s) URL"),
     ("callback relative", body(callbackUrl="/hook"), ValidationError, "http(s) URL"),
@@ -327,3 +337,8 @@ def test_status_filter() -> None:
         parse_status("done")
     with pytest.raises(ValidationError):
         parse_status("COMPLETE")
+
+
+def test_filenames_in_any_script_are_kept_as_given() -> None:
+    for name in ["Büro 08:00.mov", "日本語の録画.mp4", "it's (final) #2.webm"]:
+        assert parse_create(body(filename=name), LIMITS).filename == name

@@ -1,0 +1,139 @@
+"""The fault suite (issue 13), end to end over real HTTP: tries per category, each one must be refused
+in lapse's `{"error": {code, message}}` shape (or fail the record with a reason), leaving nothing
+open behind it.
+
+Categories: malformed requests, filenames, path parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.e2e.conftest import Api, RunningStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+VALID = {"projectId": "p-security", "contentType": "video/mp4", "sizeBytes": 1000}
+MULTIPART = {**VALID, "sizeBytes": 200 * 1024 * 1024}
+
+
+def refused(answer: requests.Response, status: int) -> dict[str, str]:
+    assert answer.status_code == status, (answer.status_code, answer.text[:300])
+    assert answer.headers["Content-Type"].startswith("application/json"), answer.headers
+    error = answer.json()["error"]
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    return dict(error)
+
+
+def open_uploads(stack: RunningStack) -> list[str]:
+    answer = stack.config.s3().list_multipart_uploads(Bucket=stack.config.bucket)
+    return [upload["UploadId"] for upload in answer.get("Uploads", [])]
+
+
+# --- malformed requests ---------------------------------------------------------------------
+
+BAD_BODIES: list[tuple[str, str, int]] = [
+    ("durationMinutes 1e300", json.dumps({**MULTIPART, "durationMinutes": 1e300}), 400),
+    ("durationMinutes 400 digits", json.dumps(MULTIPART)[:-1] + ', "durationMinutes": 1'
+     + "0" * 400 + "}", 400),  # fmt: skip
+    ("targetSeconds Infinity", json.dumps(MULTIPART)[:-1] + ', "targetSeconds": Infinity}', 400),
+    ("durationMinutes NaN", json.dumps(MULTIPART)[:-1] + ', "durationMinutes": NaN}', 400),
+    ("sizeBytes 5000 digits", '{"projectId": "p", "contentType": "video/mp4", "sizeBytes": 1'
+     + "0" * 5000 + "}", 400),  # fmt: skip
+    ("100k-deep array", "[" * 100_000 + "]" * 100_000, 400),
+    ("100k-deep object", '{"a":' * 100_000 + "1" + "}" * 100_000, 400),
+    ("deep inside a valid body", json.dumps(MULTIPART)[:-1] + ', "x": ' + "[" * 50_000
+     + "]" * 50_000 + "}", 400),  # fmt: skip
+    ("not JSON", "{projectId: p}", 400),
+    ("invalid UTF-8", b'{"projectId": "\xff"}'.decode("latin-1"), 400),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "status"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_malformed_bodies_are_refused_and_open_nothing(
+    stack: RunningStack, alice: Api, name: str, body: str, status: int
+) -> None:
+    before = set(open_uploads(stack))
+    answer = alice.request(
+        "POST",
+        "/timelapses",
+        data=body.encode("latin-1" if name == "invalid UTF-8" else "utf-8"),
+        headers={"Content-Type": "application/json"},
+    )
+    assert refused(answer, status)["code"] == "invalid_request"
+    assert set(open_uploads(stack)) <= before, "a refused create left a multipart upload open"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("POST", "/timelapses", {"Content-Type": "application/xml"}, 415),
+        ("POST", "/uploads/sign", {"Content-Type": "text/plain"}, 415),
+        ("PATCH", "/timelapses/00000000-0000-0000-0000-000000000000", {}, 405),
+        ("GET", "/no/such/route", {}, 403),
+        ("GET", "/health", {"X-Big": "x" * 70_000}, 431),
+        ("GET", "/health", {f"X-H{i}": "1" for i in range(120)}, 431),
+    ],
+    ids=["xml-body", "text-to-uppy", "patch", "unknown-route", "huge-header", "many-headers"],
+)
+def test_refusals_before_the_app_are_in_lapses_shape(
+    stack: RunningStack, alice: Api, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    answer = alice.request(method, path, data="{}", headers=headers)
+    refused(answer, status)
+
+
+# --- filenames --------------------------------------------------------------------------------
+
+BAD_FILENAMES = [
+    "a.mp4\r\nSet-Cookie: session=stolen",
+    "a.mp4\nX-Injected: 1",
+    "nul\x00.mp4",
+    "bell\x07.mp4",
+    "tab\t.mp4",
+    "esc\x1b[31m.mp4",
+    "rtl\u202egnp.mp4",
+    "../../etc/passwd",
+    "C:\\Windows\\x.mp4",
+    "dir/name.mp4",
+    "x" * 256,
+    "..",
+]
+
+
+@pytest.mark.parametrize("filename", BAD_FILENAMES, ids=range(len(BAD_FILENAMES)))
+def test_unsafe_filenames_are_refused(alice: Api, filename: str) -> None:
+    answer = alice.request("POST", "/timelapses", json={**VALID, "filename": filename})
+    assert "filename" in refused(answer, 400)["message"]
+
+
+@pytest.mark.parametrize(
+    "filename", ['desk "session" 1.mp4', "Büro 08:00 – Tag 2.mov", "日本語.mp4", "100% done.mp4"]
+)
+def test_download_names_are_encoded_per_rfc_6266(alice: Api, filename: str) -> None:
+    created = alice.create(4, filename=filename)
+    alice.upload_put(created, b"abcd")
+    original = alice.get(created["timelapse"]["id"])["urls"]["original"]
+    answer = requests.get(original, timeout=10)
+    assert answer.status_code == 200
+    disposition = answer.headers["Content-Disposition"]
+    assert disposition.startswith('inline; filename="')
+    assert f"filename*=UTF-8''{quote(filename, safe='')}" in disposition
+    assert "\r" not in disposition and "\n" not in disposition
+
+
+# --- path parameters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("project", ["my project", "Büro", "日本", "100% sure", "a+b"])
+def test_any_stored_project_id_can_be_listed(alice: Api, project: str) -> None:
+    created = alice.create(1000, projectId=project)
+    answer = alice.request("GET", f"/projects/{quote(project, safe='')}/timelapses")
+    assert answer.status_code == 200, answer.text
+    assert [item["id"] for item in answer.json()["items"]] == [created["timelapse"]["id"]]
+    assert answer.json()["items"][0]["projectId"] == project
