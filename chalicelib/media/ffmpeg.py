@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 # Demuxers lapse reads. The mov demuxer's name lists the ISO-BMFF flavours; matroska covers webm.
-ALLOWED_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
+# mpegts (camcorders' .mts/.m2ts, 188- or 192-byte packets) is a binary container naming no other
+# file; HLS playlists (the hls demuxer), concat scripts and text stay out.
+ALLOWED_DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts"
 LOCAL_PROTOCOLS = "file"
 # http(s) over tcp/tls is all a presigned GET with range requests needs.
 URL_PROTOCOLS = "http,https,tcp,tls"
@@ -32,13 +34,18 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def input_args(source: str, *, max_pixels: int | None = None) -> list[str]:
+def input_args(
+    source: str, *, max_pixels: int | None = None, input_format: str | None = None
+) -> list[str]:
     """Options placed before ``-i`` plus ``-i`` itself, for a local path or an http(s) URL.
 
     The demuxer is whitelisted (an HLS playlist or concat script named .mp4 is refused before it
     opens anything), and so is the protocol (a local path may only read files; a URL only http(s)).
+    `input_format` names the demuxer the probe found, so a render opens the bytes the same way.
     """
     args = ["-format_whitelist", ALLOWED_DEMUXERS]
+    if input_format is not None:
+        args += ["-f", input_format]
     if max_pixels is not None:
         args += ["-max_pixels", str(max_pixels)]
     if is_url(source):

@@ -17,8 +17,9 @@ import re
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Protocol
 
 from chalicelib.domain.plan import SourceInfo
 from chalicelib.errors import InvalidMediaError, RenderError
@@ -26,6 +27,9 @@ from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason
 
 KEYFRAME_SCAN_SECONDS = 90
 KEYFRAME_SCAN_MAX = 16
+# Reading every packet of a source that states no length (copying, decoding nothing) runs at
+# the speed of the read: allow it longer than the opening scan.
+PACKET_SCAN_MIN_TIMEOUT_SECONDS = 300.0
 
 NOT_A_VIDEO = "This file is not a video lapse can read. Upload an MP4, MOV, MKV, WebM or AVI video."
 DAMAGED = "This video cannot be read; it may be damaged or incomplete."
@@ -47,7 +51,9 @@ _SIZE = re.compile(r", (?P<w>\d{1,6})x(?P<h>\d{1,6})(?=[ ,\[]|$)")
 _FPS = re.compile(r", (?P<v>[\d.]+)(?P<k>k?) (?:fps|tbr)")
 _ROTATION = re.compile(r"rotation of (?P<deg>-?[\d.]+) degrees", re.IGNORECASE)
 _TIME_BASE = re.compile(r"^#tb 0: (?P<num>\d+)/(?P<den>\d+)")
-_PACKET = re.compile(r"^0,\s*-?\d+,\s*(?P<pts>-?\d+),\s*\d+,\s*\d+,\s*0x[0-9a-f]+(?P<flags>.*)$")
+_PACKET = re.compile(
+    r"^0,\s*-?\d+,\s*(?P<pts>-?\d+),\s*(?P<duration>\d+),\s*\d+,\s*0x[0-9a-f]+(?P<flags>.*)$"
+)
 _FLAGS = re.compile(r"F=0x(?P<flags>[0-9A-Fa-f]+)")
 
 _DAMAGE_SIGNS = ("moov atom not found", "End of file", "EBML header parsing failed", "truncated")
@@ -57,6 +63,16 @@ _REFUSAL_SIGNS = (
     "Unknown input format",
     "Invalid argument",
 )
+
+
+# A stated rate this high is a millisecond time base (WebM), not frames per second.
+_UNSTATED_RATE = 1000.0
+
+
+class _LineReader(Protocol):
+    stopped_early: bool
+
+    def read(self, line: str) -> bool: ...
 
 
 @dataclass
@@ -74,6 +90,47 @@ class _KeyframeScan:
     time_base: Fraction = Fraction(1, 1)
     times: list[float] = field(default_factory=list)
     stopped_early: bool = False
+
+    def read(self, line: str) -> bool:
+        """Record a keyframe from one framecrc line; True once enough keyframes are seen."""
+        if match := _TIME_BASE.match(line):
+            self.time_base = Fraction(int(match["num"]), int(match["den"]))
+            return False
+        match = _PACKET.match(line)
+        if match is None or not _is_keyframe(match["flags"]):
+            return False
+        self.times.append(float(int(match["pts"]) * self.time_base))
+        return len(self.times) >= KEYFRAME_SCAN_MAX
+
+
+@dataclass
+class _PacketSpan:
+    """First and last presentation time over every packet of the stream (framecrc lines)."""
+
+    stopped_early: bool = False
+    time_base: Fraction = Fraction(1, 1)
+    start: int | None = None
+    end: int | None = None
+    count: int = 0
+
+    def read(self, line: str) -> bool:
+        if match := _TIME_BASE.match(line):
+            self.time_base = Fraction(int(match["num"]), int(match["den"]))
+            return False
+        match = _PACKET.match(line)
+        if match is None:
+            return False
+        pts, duration = int(match["pts"]), int(match["duration"])
+        self.start = pts if self.start is None else min(self.start, pts)
+        self.end = pts + duration if self.end is None else max(self.end, pts + duration)
+        self.count += 1
+        return False
+
+    @property
+    def seconds(self) -> float | None:
+        if self.start is None or self.end is None or self.end <= self.start:
+            return None
+        return float((self.end - self.start) * self.time_base)
 
 
 def probe(
@@ -99,8 +156,19 @@ def probe(
         "framecrc",
         "pipe:1",
     ]
-    stderr, scan = _run_scan(command, timeout_seconds)
+    scan = _KeyframeScan()
+    stderr = _run_scan(command, timeout_seconds, scan)
     info = _describe(source, stderr, scan)
+    if info.duration_seconds <= 0:
+        seconds, fps = _measure_length(source, info, ffmpeg=ffmpeg, timeout_seconds=timeout_seconds)
+        interval, count = _keyframe_spacing(scan, seconds)
+        info = replace(
+            info,
+            duration_seconds=seconds,
+            fps=fps,
+            keyframe_interval_seconds=interval,
+            keyframe_count=count,
+        )
     if info.format_name.startswith(_INDEXED_FORMAT):
         _check_tail(source, info, ffmpeg=ffmpeg, timeout_seconds=timeout_seconds)
     return info
@@ -130,13 +198,44 @@ def _check_tail(source: str, info: SourceInfo, *, ffmpeg: str, timeout_seconds: 
         "framecrc",
         "pipe:1",
     ]
-    _, tail = _run_scan(command, timeout_seconds)
+    tail = _KeyframeScan()
+    _run_scan(command, timeout_seconds, tail)
     if not tail.times:
         raise InvalidMediaError(CUT_SHORT)
 
 
-def _run_scan(command: list[str], timeout_seconds: float) -> tuple[str, _KeyframeScan]:
-    scan = _KeyframeScan()
+def _measure_length(
+    source: str, info: SourceInfo, *, ffmpeg: str, timeout_seconds: float
+) -> tuple[float, float]:
+    """The length of a source whose container states none, from its packets' timestamps.
+
+    Browser recordings (MediaRecorder WebM) and live-muxed MKV carry neither a duration nor cues;
+    they are complete all the same. One pass copies every packet of the video stream to
+    ``framecrc`` (nothing is decoded) and the span of their timestamps is the length; the mean
+    frame rate comes with it (such files state a 1k time base, not a rate).
+    """
+    command = [
+        *base_args(ffmpeg),
+        *input_args(source, input_format=info.format_name.split(",")[0]),
+        "-map",
+        f"0:{info.stream_index}",
+        "-c",
+        "copy",
+        "-f",
+        "framecrc",
+        "pipe:1",
+    ]
+    span = _PacketSpan()
+    _run_scan(command, max(timeout_seconds, PACKET_SCAN_MIN_TIMEOUT_SECONDS), span)
+    seconds = span.seconds
+    if seconds is None:
+        raise InvalidMediaError(DAMAGED)
+    fps = info.fps if 0 < info.fps < _UNSTATED_RATE else span.count / seconds
+    return seconds, fps
+
+
+def _run_scan(command: list[str], timeout_seconds: float, scan: _LineReader) -> str:
+    """Run `command`, feeding each stdout line to `scan` until it says enough; return stderr."""
     timed_out = threading.Event()
     with tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
@@ -152,7 +251,7 @@ def _run_scan(command: list[str], timeout_seconds: float) -> tuple[str, _Keyfram
         try:
             assert process.stdout is not None
             for raw in process.stdout:
-                if _read_packet_line(raw.decode("ascii", "replace"), scan):
+                if scan.read(raw.decode("ascii", "replace")):
                     scan.stopped_early = True
                     process.kill()
                     break
@@ -165,22 +264,13 @@ def _run_scan(command: list[str], timeout_seconds: float) -> tuple[str, _Keyfram
         stderr = err.read().decode("utf-8", "replace")
     if timed_out.is_set():
         raise RenderError(f"Reading the video took longer than {timeout_seconds:.0f} seconds.")
-    return stderr, scan
+    return stderr
 
 
-def _read_packet_line(line: str, scan: _KeyframeScan) -> bool:
-    """Record a keyframe from one framecrc line; True once enough keyframes are seen."""
-    if match := _TIME_BASE.match(line):
-        scan.time_base = Fraction(int(match["num"]), int(match["den"]))
-        return False
-    match = _PACKET.match(line)
-    if match is None:
-        return False
-    flags = _FLAGS.search(match["flags"])
-    if flags is not None and not int(flags["flags"], 16) & 1:
-        return False
-    scan.times.append(float(int(match["pts"]) * scan.time_base))
-    return len(scan.times) >= KEYFRAME_SCAN_MAX
+def _is_keyframe(flags_text: str) -> bool:
+    """framecrc prints ``F=0x..`` only for packets whose flags are not just "key"."""
+    flags = _FLAGS.search(flags_text)
+    return flags is None or bool(int(flags["flags"], 16) & 1)
 
 
 def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
@@ -190,9 +280,8 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
     video = _first_video_stream(stderr)
     if video is None:
         raise InvalidMediaError(NO_VIDEO)
-    duration = _duration(stderr)
-    if duration is None:
-        raise InvalidMediaError("This video does not state its length; it may be incomplete.")
+    # No stated length (MediaRecorder WebM): 0 until `_measure_length` reads it from the packets.
+    duration = _duration(stderr) or 0.0
     interval, count = _keyframe_spacing(scan, duration)
     return SourceInfo(
         width=video.width,

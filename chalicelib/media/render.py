@@ -121,7 +121,7 @@ def build_render_command(
             *(keyframes_only if plan.strategy == "keyframes" else []),
             "-threads",
             str(plan.threads),
-            *input_args(source, max_pixels=plan.max_pixels),
+            *input_args(source, max_pixels=plan.max_pixels, input_format=plan.input_format),
             "-map",
             f"0:{plan.stream_index}",
         ]

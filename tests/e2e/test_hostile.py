@@ -82,7 +82,7 @@ def _huge_frame_mp4(path: Path) -> Path:
 
 
 def _other_container(path: Path, muxer: str) -> bytes:
-    """A real picture in a container lapse does not accept (MPEG-TS, a JPEG still)."""
+    """A real picture in another container: MPEG-TS (read, from its bytes), a JPEG still (not)."""
     ffmpeg(
         "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "2", "-frames:v",
         "60" if muxer == "mpegts" else "1", "-f", muxer, str(path),
@@ -147,9 +147,8 @@ def _build_cases(
         "audio-only": Case(
             _audio_only_mp4(media / "audio.mp4").read_bytes(), {"invalid_media"}, "no video"
         ),
-        "mpeg-ts-container": Case(
-            _other_container(media / "other.ts", "mpegts"), {"invalid_media"}, "not a video"
-        ),
+        # Not hostile: MPEG-TS is read from its bytes whatever it is named; it must complete.
+        "mpeg-ts-container": Case(_other_container(media / "other.ts", "mpegts"), set(), ""),
         "jpeg-still": Case(
             _other_container(media / "still.jpg", "mjpeg"), {"invalid_media"}, "not a video"
         ),
@@ -205,7 +204,6 @@ CASE_NAMES = [
     "concat-script",
     "plain-text",
     "audio-only",
-    "mpeg-ts-container",
     "jpeg-still",
     "truncated-mp4",
     "truncated-faststart-mp4",
@@ -241,6 +239,12 @@ def test_hostile_upload_fails_with_a_reason_and_leaves_nothing(
     assert _objects(stack, f"timelapses/{case.id}") == []
     assert _objects(stack, f"posters/{case.id}") == []
     assert _objects(stack, f"videos/{case.id}") == [], "the bad original must be deleted"
+
+
+def test_an_mpeg_ts_uploaded_as_mp4_is_rendered_from_its_bytes(corpus: Corpus) -> None:
+    record = corpus.cases["mpeg-ts-container"].record
+    assert record["status"] == "complete", record
+    assert record["output"]["durationSeconds"] == pytest.approx(2, rel=0.1)
 
 
 def test_no_hostile_upload_reached_the_network(corpus: Corpus) -> None:
