@@ -6,7 +6,8 @@ lock in between: two concurrent conditional updates of one item can both succeed
 5 concurrent claims both won; a cancel and a complete both won). Real DynamoDB evaluates the
 condition and writes atomically per item, and lapse's exactly-once guarantees rest on that. This
 wrapper restores the property by running one DynamoDB request at a time; S3 and SQS stay
-concurrent (SQS long polls must not block the table).
+concurrent (SQS long polls must not block the table). Object GETs stream from the key's buffer
+and cost what they send, ranges included (local/s3_streaming.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import run_simple
+
+from local import s3_streaming
 
 StartResponse = Callable[..., Any]
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    s3_streaming.install()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
