@@ -117,17 +117,46 @@ def callback_policy() -> CallbackPolicy:
 
 
 def _unwrap(ip: Address) -> Address:
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64), else itself."""
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), else itself. Teredo stays as
+    it is: it reaches a tunnel relay, not the address it embeds, and is refused as a whole."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
         if ip.sixtofour is not None:
             return ip.sixtofour
-        if ip.teredo is not None:
-            return ip.teredo[1]
         if ip in ipaddress.IPv6Network("64:ff9b::/96"):
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
+
+
+# Special-purpose blocks (the IANA registries) that are not reachable on the public internet,
+# listed here rather than left to `ipaddress.is_global`, whose answer changed between Python
+# releases (3.11, where this is tested, and 3.12, where Lambda runs it).
+_NOT_ROUTED_V4 = tuple(
+    ipaddress.IPv4Network(block)
+    for block in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    )
+)  # fmt: skip
+# IPv6 unicast on the internet lies in 2000::/3; inside it these are documentation, tunnels'
+# and protocols' blocks (Teredo, ORCHID, benchmarking, 6to4 and NAT64 are unwrapped first).
+_GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
+_NOT_ROUTED_V6 = tuple(
+    ipaddress.IPv6Network(block)
+    for block in ("2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20")
+)
+
+
+def _globally_routable(ip: Address) -> bool:
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip.is_global and not any(ip in block for block in _NOT_ROUTED_V4)
+    return (
+        ip in _GLOBAL_UNICAST_V6
+        and ip.is_global
+        and not any(ip in block for block in _NOT_ROUTED_V6)
+    )
 
 
 # What makes an address unfit for a callback, checked in this order.
@@ -135,7 +164,9 @@ _REFUSALS: tuple[tuple[str, Callable[[Address], bool]], ...] = (
     ("multicast", lambda ip: ip.is_multicast),
     ("link-local", lambda ip: ip.is_link_local),
     ("reserved", lambda ip: ip.is_unspecified or ip.is_reserved),
-    ("private", lambda ip: ip.is_private or not ip.is_global),
+    ("site-local", lambda ip: isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),
+    ("private", lambda ip: ip.is_private),
+    ("private (not globally routable)", lambda ip: not _globally_routable(ip)),
 )
 
 

@@ -143,3 +143,33 @@ def test_any_stored_project_id_can_be_listed(alice: Api, project: str) -> None:
     assert answer.status_code == 200, answer.text
     assert [item["id"] for item in answer.json()["items"]] == [created["timelapse"]["id"]]
     assert answer.json()["items"][0]["projectId"] == project
+
+
+# --- webhook targets --------------------------------------------------------------------------
+
+BAD_CALLBACKS = [
+    "https://[fec0::1]/hook",
+    "https://[fec0:1:2:3::42]:8443/hook",
+    "https://[feff::1]/hook",
+    "https://[fd00::1]/hook",
+    "https://[fe80::1]/hook",
+    "https://[2001:db8::1]/hook",
+    "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
+    "https://[::ffff:10.0.0.1]/hook",
+    "https://[::ffff:169.254.169.254]/latest/meta-data",
+    "https://[64:ff9b::a9fe:a9fe]/hook",
+    "https://169.254.169.254/latest/meta-data",
+    "https://100.64.0.1/hook",
+    "https://192.0.0.8/hook",
+    "https://198.18.0.1/hook",
+    "https://10.0.0.1/hook",
+    "https://0.0.0.0/hook",
+    "https://224.0.0.1/hook",
+    "http://example.com/hook",
+]
+
+
+@pytest.mark.parametrize("url", BAD_CALLBACKS)
+def test_callbacks_to_non_public_addresses_are_refused(alice: Api, url: str) -> None:
+    answer = alice.request("POST", "/timelapses", json={**VALID, "callbackUrl": url})
+    assert "callbackUrl" in refused(answer, 400)["message"]

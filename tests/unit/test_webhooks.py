@@ -148,6 +148,24 @@ def test_backoff_doubles_from_two_seconds_and_stops_at_sqs_maximum() -> None:
         ("2002:a9fe:a9fe::", "link-local"),  # 6to4 around 169.254.169.254
         ("64:ff9b::a00:1", "private"),  # NAT64 around 10.0.0.1
         ("2001:db8::1", "private"),  # documentation range
+        ("fec0::1", "site-local"),  # deprecated site-local, still routed inside some networks
+        ("fec0:1:2:3::42", "site-local"),
+        ("feff::1", "site-local"),  # the top of fec0::/10
+        ("fe00::1", "reserved"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "private"),  # Teredo: a tunnel relay
+        ("2001:10::1", "private"),  # ORCHID
+        ("2001:2::1", "private"),  # benchmarking
+        ("3fff::1", "private"),  # documentation (2024)
+        ("4000::1", "reserved"),  # outside global unicast 2000::/3
+        ("64:ff9b:1::a00:1", "reserved"),  # local-use NAT64
+        ("::10.0.0.1", "reserved"),  # IPv4-compatible (deprecated)
+        ("::ffff:100.64.0.1", "private"),  # mapped carrier-grade NAT
+        ("192.0.0.8", "private"),  # IETF protocol assignments
+        ("192.0.2.1", "private"),  # TEST-NET-1
+        ("198.18.0.1", "private"),  # benchmarking
+        ("198.51.100.7", "private"),  # TEST-NET-2
+        ("203.0.113.9", "private"),  # TEST-NET-3
+        ("192.88.99.1", "private"),  # 6to4 relay anycast (deprecated)
         ("not-an-ip", "not an IP"),
     ],
 )
@@ -157,7 +175,18 @@ def test_non_public_addresses_are_refused(address: str, kind: str) -> None:
     assert kind in reason
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.215.14",
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "2a00:1450:4001:80b::200e",
+        "::ffff:8.8.8.8",
+        "2002:808:808::1",  # 6to4 around 8.8.8.8
+    ],
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert address_refusal(address, allow_loopback=False) is None
 
