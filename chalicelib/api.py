@@ -218,6 +218,18 @@ def process_timelapse(timelapse_id: str) -> Response:
     return _json(202, {"timelapse": queued.as_api()})
 
 
+@api.route("/webhook-secret", methods=["GET"], cors=CORS)
+@_handled
+def get_webhook_secret() -> Response:
+    return _json(200, {"secret": wiring.webhook_secret_service().current(_caller())})
+
+
+@api.route("/webhook-secret/rotate", methods=["POST"], cors=CORS, content_types=BODY_TYPES)
+@_handled
+def rotate_webhook_secret() -> Response:
+    return _json(200, {"secret": wiring.webhook_secret_service().rotate(_caller())})
+
+
 @api.route("/projects/{project_id}/timelapses", methods=["GET"], cors=CORS)
 @_handled
 def list_project_timelapses(project_id: str) -> Response:

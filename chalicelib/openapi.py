@@ -464,6 +464,15 @@ def _component_schemas() -> dict[str, Schema]:
         "UploadStatus": _upload_status_schema(),
         "Health": _object({"status": _string(const="ok")}),
         "WebhookEvent": _webhook_event_schema(),
+        "WebhookSecret": _object(
+            {
+                "secret": _string(
+                    "`whsec_` and the base64 of 32 random bytes, as Standard Webhooks libraries "
+                    "take it.",
+                    pattern="^whsec_[A-Za-z0-9+/]+={0,2}$",
+                )
+            }
+        ),
         **_uppy_schemas(),
     }
 
@@ -586,13 +595,15 @@ WEBHOOK_EVENTS = {
 }
 WEBHOOK_DESCRIPTION = (
     "Sent to the timelapse's `callbackUrl` once it reaches a terminal state. The body is the "
-    "resource as it was at that moment. Verify `Lapse-Signature` over the raw body before "
-    'parsing it: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` keyed by the '
-    "service's webhook secret (`LAPSE_WEBHOOK_SECRET`; locally `local-webhook-secret`); refuse "
-    "a `t` more than 5 minutes away from now. Answer any 2xx within 5 seconds; anything else, "
-    "or no answer, is retried with growing delays (2, 4, 8, 16 s by default; 5 tries in all). "
-    "Redirects are not followed. A retry sends the same body and `Lapse-Delivery` with a fresh "
-    "signature: deduplicate on `Lapse-Delivery`."
+    "resource as it was at that moment. Signed as Standard Webhooks specifies: verify the raw "
+    "body with the headers `webhook-id`, `webhook-timestamp` and `webhook-signature` using the "
+    "`standardwebhooks` library of your language and your secret from `GET /webhook-secret` "
+    "(it refuses a timestamp more than 5 minutes away). `Lapse-Signature` "
+    '(`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` keyed by the service-wide '
+    "`LAPSE_WEBHOOK_SECRET`) stays for receivers written before. Answer any 2xx within 5 "
+    "seconds; anything else, or no answer, is retried with growing delays (2, 4, 8, 16 s by "
+    "default; 5 tries in all). Redirects are not followed. A retry sends the same body and "
+    "`webhook-id` (= `Lapse-Delivery`) with a fresh timestamp and signature: deduplicate on it."
 )
 
 
@@ -618,6 +629,16 @@ def _webhook_header(name: str, description: str, **keywords: Any) -> Schema:
 
 def _webhooks() -> dict[str, Any]:
     parameters = [
+        _webhook_header("webhook-id", "The delivery's id, the same on each of its retries."),
+        _webhook_header(
+            "webhook-timestamp", "Unix seconds when this attempt was signed.", pattern="^[0-9]+$"
+        ),
+        _webhook_header(
+            "webhook-signature",
+            "`v1,<base64 HMAC-SHA256>` per secret in use, space-separated (two for 24 hours "
+            "after a rotation).",
+            pattern="^v1,[A-Za-z0-9+/]+={0,2}( v1,[A-Za-z0-9+/]+={0,2})*$",
+        ),
         _webhook_header(
             "Lapse-Signature",
             '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`.',
@@ -1136,6 +1157,39 @@ def _paths() -> dict[str, Any]:
         **_action_paths(),
         **_list_path(),
         **_uppy_paths(),
+        **_webhook_secret_paths(),
+    }
+
+
+def _webhook_secret_paths() -> dict[str, Any]:
+    answer = _ok("The caller's current signing secret.", _ref("WebhookSecret"))
+    return {
+        "/webhook-secret": {
+            "get": _operation(
+                "get_webhook_secret",
+                "The caller's webhook signing secret",
+                {"200": answer, **_refusals()},
+                tag="webhooks",
+                description=(
+                    "Made on first use (or at the first delivery). Give it to your receiver's "
+                    "`standardwebhooks` library: it verifies the `webhook-signature` header."
+                ),
+            )
+        },
+        "/webhook-secret/rotate": {
+            "post": _operation(
+                "rotate_webhook_secret",
+                "Replace the webhook signing secret",
+                {"200": _ok("The new secret.", _ref("WebhookSecret")), **_refusals(409)},
+                tag="webhooks",
+                description=(
+                    "For the next 24 hours deliveries are signed by both the new and the "
+                    "previous secret (two `v1,` entries in `webhook-signature`), so receivers "
+                    "can switch without losing one. Two rotations at the same moment: one of "
+                    "them answers 409."
+                ),
+            )
+        },
     }
 
 

@@ -15,6 +15,8 @@ from chalicelib.domain.limits import Limits
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 MIN_LEASE_SECONDS = 5
+# Public (it is in the README): refused outside the local stage.
+LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
 
 
 class SettingsError(ValueError):
@@ -76,7 +78,7 @@ class Settings:
     jwt_secret: str = "local-dev-secret"
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
-    webhook_secret: str = "local-webhook-secret"
+    webhook_secret: str = LOCAL_WEBHOOK_SECRET
     # Locally a callbackUrl may reach the loopback interface (http too); never when deployed.
     webhook_allow_loopback: bool = True
     webhook_max_attempts: int = 5
@@ -140,7 +142,7 @@ class Settings:
             jwt_secret=env.get("LAPSE_JWT_SECRET", "local-dev-secret"),
             oidc_issuer=_optional(env, "LAPSE_OIDC_ISSUER"),
             oidc_audience=_optional(env, "LAPSE_OIDC_AUDIENCE"),
-            webhook_secret=env.get("LAPSE_WEBHOOK_SECRET", "local-webhook-secret"),
+            webhook_secret=_webhook_secret(env, stage),
             webhook_allow_loopback=allow_loopback,
             webhook_max_attempts=_int(env, "LAPSE_WEBHOOK_MAX_ATTEMPTS", 5),
             webhook_timeout_seconds=_float(env, "LAPSE_WEBHOOK_TIMEOUT_SECONDS", 5.0),
@@ -152,6 +154,18 @@ class Settings:
             log_level=env.get("LAPSE_LOG_LEVEL", "INFO"),
             limits=limits,
         )
+
+
+def _webhook_secret(env: Mapping[str, str], stage: str) -> str:
+    """The service-wide secret of `Lapse-Signature`; the local default is public, so a deployed
+    stage that still has it (or none) would sign with a secret anyone can read."""
+    secret = env.get("LAPSE_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+    if stage != "local" and secret in {LOCAL_WEBHOOK_SECRET, ""}:
+        raise SettingsError(
+            "LAPSE_WEBHOOK_SECRET must be a secret of its own outside the local stage "
+            f"(the local default {LOCAL_WEBHOOK_SECRET!r} is public)"
+        )
+    return secret
 
 
 @cache

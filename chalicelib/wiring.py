@@ -12,6 +12,7 @@ from chalicelib.adapters.auth import HS256Verifier, OIDCVerifier, TokenVerifier
 from chalicelib.adapters.queue import SQSWorkQueue
 from chalicelib.adapters.records import DynamoDBTimelapseRepository, bind_table
 from chalicelib.adapters.storage import S3Storage
+from chalicelib.adapters.webhook_secrets import DynamoDBWebhookSecrets, bind_secret_table
 from chalicelib.adapters.webhooks import HttpWebhookSender, SQSWebhookQueue, resolve
 from chalicelib.domain.webhooks import CallbackPolicy, set_callback_policy
 from chalicelib.media.ffmpeg import locate_ffmpeg
@@ -19,6 +20,7 @@ from chalicelib.services.ports import Notifier
 from chalicelib.services.processing import ProcessingService
 from chalicelib.services.timelapses import TimelapseService
 from chalicelib.services.watchdog import WatchdogService
+from chalicelib.services.webhook_secrets import WebhookSecretService
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import Settings, get_settings
 
@@ -71,6 +73,13 @@ def work_queue() -> SQSWorkQueue:
 
 
 @cache
+def webhook_secret_service() -> WebhookSecretService:
+    settings = get_settings()
+    bind_secret_table(settings.table, settings.region, settings.aws_endpoint_url)
+    return WebhookSecretService(DynamoDBWebhookSecrets())
+
+
+@cache
 def webhook_service() -> WebhookService:
     settings = get_settings()
     # callbackUrl checks at create time follow the same policy as delivery; deployed, they also
@@ -88,6 +97,7 @@ def webhook_service() -> WebhookService:
             allow_loopback=settings.webhook_allow_loopback,
         ),
         secret=settings.webhook_secret,
+        signing_secrets=webhook_secret_service(),
         max_attempts=settings.webhook_max_attempts,
         backoff_seconds=settings.webhook_backoff_seconds,
     )

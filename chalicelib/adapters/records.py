@@ -26,6 +26,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.domain.keys import is_timelapse_id
 from chalicelib.domain.timelapse import (
     ErrorInfo,
     Stage,
@@ -227,6 +228,8 @@ class DynamoDBTimelapseRepository:
             raise
 
     def get(self, timelapse_id: str) -> Timelapse | None:
+        if not is_timelapse_id(timelapse_id):
+            return None  # the table holds other items too (webhook secrets)
         try:
             return to_domain(TimelapseModel.get(timelapse_id, consistent_read=True))
         except DoesNotExist:

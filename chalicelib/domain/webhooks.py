@@ -1,5 +1,6 @@
-"""Webhooks, the pure part: event names, the retry schedule, signing and verifying
-`Lapse-Signature`, and which callback URLs and addresses may be called.
+"""Webhooks, the pure part: event names, the retry schedule, Standard Webhooks signatures with
+per-user secrets (and the older `Lapse-Signature`), and which callback URLs and addresses may be
+called.
 
 No sockets here: resolving a host name is the adapter's job; the rules for what a resolved
 address may be live here so that create-time and delivery-time checks agree.
@@ -7,12 +8,16 @@ address may be live here so that create-time and delivery-time checks agree.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
 
 from chalicelib.domain.timelapse import Status
@@ -44,7 +49,65 @@ def retry_delay(attempt: int, *, base_seconds: int = 2) -> int:
     return int(min(MAX_DELAY_SECONDS, base_seconds * 2 ** min(attempt - 1, 20)))
 
 
-# --- signing -------------------------------------------------------------------------------------
+# --- Standard Webhooks: per-user secrets, webhook-id / webhook-timestamp / webhook-signature ------
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+# After a rotation, deliveries carry signatures by the new and the previous secret this long.
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def new_signing_secret() -> str:
+    """A fresh `whsec_<base64>` secret, the form the standardwebhooks libraries take."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def _secret_key(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("a signing secret is whsec_ followed by base64") from exc
+
+
+def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, keyed by the secret's bytes."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_secret_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def standard_headers(
+    signing_secrets: Sequence[str], message_id: str, body: bytes, timestamp: int
+) -> dict[str, str]:
+    """The three Standard Webhooks headers; one signature per secret, space-separated (any of
+    them verifies, so a receiver holding either secret accepts during a rotation)."""
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(
+            standard_signature(secret, message_id, timestamp, body) for secret in signing_secrets
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    """A user's webhook secret, and the one it replaced while that still signs too."""
+
+    current: str
+    previous: str | None = None
+    previous_until: datetime | None = None
+
+    def active(self, now: datetime) -> list[str]:
+        if self.previous and self.previous_until and now < self.previous_until:
+            return [self.current, self.previous]
+        return [self.current]
+
+    def rotated(self, new: str, now: datetime) -> SigningSecrets:
+        return SigningSecrets(new, self.current, now + ROTATION_OVERLAP)
+
+
+# --- Lapse-Signature (kept for receivers written before Standard Webhooks) ----------------------
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ from chalicelib.domain.webhooks import (
     event_for,
     retry_delay,
     signature_header,
+    standard_headers,
 )
 from chalicelib.logs import logger
+from chalicelib.services.webhook_secrets import WebhookSecretService
 
 
 class WebhookQueue(Protocol):
@@ -52,6 +55,7 @@ def delivery_message(timelapse: Timelapse, event: str) -> dict[str, Any]:
     return {
         "type": WEBHOOK_MESSAGE,
         "timelapseId": timelapse.id,
+        "ownerId": timelapse.owner_id,
         "event": event,
         "attempt": 1,
         "deliveryId": str(uuid.uuid4()),
@@ -80,7 +84,8 @@ def _valid(message: Mapping[str, Any]) -> bool:
 class WebhookService:
     queue: WebhookQueue
     sender: WebhookSender
-    secret: str
+    secret: str  # signs `Lapse-Signature`, for receivers written before Standard Webhooks
+    signing_secrets: WebhookSecretService | None = None
     max_attempts: int = 5
     backoff_seconds: int = 2
 
@@ -110,12 +115,11 @@ class WebhookService:
             "delivery_id": message.get("deliveryId"),
         }
         body = request_body(message)
-        headers = {
-            SIGNATURE_HEADER: signature_header(self.secret, body),
-            "Lapse-Event": message["event"],
-            "Lapse-Delivery": str(message.get("deliveryId") or ""),
-            "Lapse-Attempt": str(attempt),
-        }
+        try:
+            headers = self._headers(message, body)
+        except Exception:
+            logger.exception("webhook signing secret not available", extra=context)
+            return self._retry(message, attempt, "signing secret not available", context)
         try:
             answer = self.sender.post(message["callbackUrl"], body, headers)
         except RefusedTarget as exc:
@@ -132,6 +136,20 @@ class WebhookService:
                 return Outcome.DELIVERED
             reason = f"HTTP {answer.status}"
         return self._retry(message, attempt, reason, context)
+
+    def _headers(self, message: Mapping[str, Any], body: bytes) -> dict[str, str]:
+        delivery_id = str(message.get("deliveryId") or "")
+        headers = {
+            SIGNATURE_HEADER: signature_header(self.secret, body),
+            "Lapse-Event": message["event"],
+            "Lapse-Delivery": delivery_id,
+            "Lapse-Attempt": str(message["attempt"]),
+        }
+        owner = message.get("ownerId")
+        if self.signing_secrets is not None and isinstance(owner, str) and delivery_id:
+            secrets = self.signing_secrets.signing(owner)
+            headers.update(standard_headers(secrets, delivery_id, body, int(time.time())))
+        return headers
 
     def _retry(
         self, message: Mapping[str, Any], attempt: int, reason: str, context: dict[str, Any]

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import requests
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from chalicelib.domain.webhooks import verify_signature
 from tests.e2e.conftest import Api
@@ -95,9 +97,17 @@ def receivers() -> Iterator[Any]:
         server.server_close()
 
 
-def _verified(delivery: Delivery, event: str, timelapse_id: str) -> dict[str, Any]:
+def _webhook_secret(api: Api) -> str:
+    answer = api.request("GET", "/webhook-secret")
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["secret"])
+
+
+def _verified(delivery: Delivery, event: str, timelapse_id: str, api: Api) -> dict[str, Any]:
     assert delivery.path == "/hooks/lapse?src=e2e"
     assert delivery.headers["Content-Type"] == "application/json"
+    # As a receiver does it: the standardwebhooks library, the owner's secret, the raw body
+    assert Webhook(_webhook_secret(api)).verify(delivery.body, delivery.headers) == delivery.json
     assert verify_signature(SECRET, delivery.headers["Lapse-Signature"], delivery.body)
     assert not verify_signature(
         "another-secret", delivery.headers["Lapse-Signature"], delivery.body
@@ -117,7 +127,7 @@ def test_a_rendered_upload_posts_a_signed_complete(
     tid = created["timelapse"]["id"]
     assert created["timelapse"]["callbackUrl"] == receiver.url
     [delivery] = receiver.wait_for(1)
-    timelapse = _verified(delivery, "timelapse.complete", tid)
+    timelapse = _verified(delivery, "timelapse.complete", tid, alice)
     assert timelapse["status"] == "complete"
     assert timelapse["processedVideoKey"] == f"timelapses/{tid}.mp4"
     assert timelapse["posterKey"] == f"posters/{tid}.jpg"
@@ -132,7 +142,7 @@ def test_cancel_posts_cancelled(alice: Api, receivers: Any) -> None:
     tid = alice.create(1000, callbackUrl=receiver.url)["timelapse"]["id"]
     assert alice.request("POST", f"/timelapses/{tid}/cancel").status_code == 202
     [delivery] = receiver.wait_for(1, timeout=30)
-    timelapse = _verified(delivery, "timelapse.cancelled", tid)
+    timelapse = _verified(delivery, "timelapse.cancelled", tid, alice)
     assert (timelapse["status"], timelapse["error"]["code"]) == ("cancelled", "cancelled")
     # Cancelling again is a no-op, and says nothing again
     assert alice.request("POST", f"/timelapses/{tid}/cancel").status_code == 202
@@ -148,7 +158,7 @@ def test_a_size_lie_posts_failed(alice: Api, clip_5s: Path, receivers: Any) -> N
     requests.put(created["upload"]["url"], data=data, headers=created["upload"]["headers"],
                  timeout=60)  # fmt: skip
     [delivery] = receiver.wait_for(1, timeout=60)
-    timelapse = _verified(delivery, "timelapse.failed", tid)
+    timelapse = _verified(delivery, "timelapse.failed", tid, alice)
     assert (timelapse["status"], timelapse["error"]["code"]) == ("failed", "size_mismatch")
 
 
@@ -158,7 +168,7 @@ def test_failed_deliveries_are_retried_with_backoff(alice: Api, receivers: Any) 
     alice.request("POST", f"/timelapses/{tid}/cancel")
     deliveries = receiver.wait_for(3, timeout=60)
     for delivery in deliveries:
-        _verified(delivery, "timelapse.cancelled", tid)
+        _verified(delivery, "timelapse.cancelled", tid, alice)
     assert [d.headers["Lapse-Attempt"] for d in deliveries] == ["1", "2", "3"]
     assert len({d.body for d in deliveries}) == 1, "every attempt carries the same body"
     assert len({d.headers["Lapse-Delivery"] for d in deliveries}) == 1
@@ -169,6 +179,32 @@ def test_failed_deliveries_are_retried_with_backoff(alice: Api, receivers: Any) 
     # The 200 ended it: no fourth attempt (it would have come 8 s later)
     time.sleep(3)
     assert len(receiver.deliveries) == 3
+
+
+def test_deliveries_verify_with_the_old_and_new_secret_for_a_day_after_a_rotation(
+    alice: Api, bob: Api, receivers: Any
+) -> None:
+    # Given a receiver that knows alice's secret
+    receiver = receivers()
+    old = _webhook_secret(alice)
+    assert old.startswith("whsec_")
+    assert _webhook_secret(alice) == old, "made once, then the same"
+    # When alice rotates it and a timelapse of hers ends
+    rotated = alice.request("POST", "/webhook-secret/rotate")
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["secret"]
+    assert new != old
+    assert _webhook_secret(alice) == new
+    tid = alice.create(1000, callbackUrl=receiver.url)["timelapse"]["id"]
+    alice.request("POST", f"/timelapses/{tid}/cancel")
+    [delivery] = receiver.wait_for(1, timeout=30)
+    # Then the delivery verifies with either secret, and not with another user's
+    for secret in (old, new):
+        assert Webhook(secret).verify(delivery.body, delivery.headers)["timelapse"]["id"] == tid
+    with pytest.raises(WebhookVerificationError):
+        Webhook(_webhook_secret(bob)).verify(delivery.body, delivery.headers)
+    # And the secret, stored in the timelapse table, is no timelapse to the API
+    assert alice.request("GET", f"/timelapses/webhookSecret%23{alice.user}").status_code == 404
 
 
 def test_redirects_are_not_followed(alice: Api, receivers: Any) -> None:

@@ -64,6 +64,8 @@ SUCCESS: dict[tuple[str, str], int] = {
     ("DELETE", "/s3/multipart/{upload_id}"): 200,
     ("GET", "/s3/params"): 200,
     ("POST", "/dev/token"): 200,
+    ("GET", "/webhook-secret"): 200,
+    ("POST", "/webhook-secret/rotate"): 200,
 }
 
 DOC = openapi_document()
@@ -337,6 +339,8 @@ REFUSALS: dict[tuple[str, str], set[int]] = {
     ("POST", "/timelapses/{timelapse_id}/cancel"): {404, 409},
     ("POST", "/timelapses/{timelapse_id}/process"): {404, 409},
     ("GET", "/projects/{project_id}/timelapses"): {400},
+    ("GET", "/webhook-secret"): set(),
+    ("POST", "/webhook-secret/rotate"): {409},
 }
 
 

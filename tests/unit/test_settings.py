@@ -154,10 +154,24 @@ def test_bad_values_fail_fast_naming_the_variable(env: dict[str, str], words: st
 
 def test_deployed_stage_defaults_to_oidc() -> None:
     settings = Settings.from_env(
-        {"LAPSE_STAGE": "prod", "LAPSE_OIDC_ISSUER": "https://cognito-idp/pool"}
+        {
+            "LAPSE_STAGE": "prod",
+            "LAPSE_OIDC_ISSUER": "https://cognito-idp/pool",
+            "LAPSE_WEBHOOK_SECRET": "from-secrets-manager",
+        }
     )
     assert settings.auth_mode == "oidc"
     assert settings.is_local is False
+
+
+@pytest.mark.parametrize("secret", [None, "local-webhook-secret", ""])
+def test_a_deployed_stage_refuses_the_public_local_webhook_secret(secret: str | None) -> None:
+    env = {"LAPSE_STAGE": "dev", "LAPSE_OIDC_ISSUER": "https://cognito-idp/pool"}
+    if secret is not None:
+        env["LAPSE_WEBHOOK_SECRET"] = secret
+    with pytest.raises(SettingsError, match="LAPSE_WEBHOOK_SECRET must be a secret of its own"):
+        Settings.from_env(env)
+    assert Settings.from_env({}).webhook_secret == "local-webhook-secret"
 
 
 def test_a_deployed_stage_refuses_hs256_dev_tokens() -> None:

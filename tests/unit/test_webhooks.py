@@ -323,7 +323,11 @@ def test_request_parsing_follows_the_configured_policy() -> None:
 
 def test_settings_allow_loopback_only_locally() -> None:
     assert Settings.from_env({}).webhook_allow_loopback is True
-    deployed = {"LAPSE_STAGE": "prod", "LAPSE_OIDC_ISSUER": "https://issuer.example.com"}
+    deployed = {
+        "LAPSE_STAGE": "prod",
+        "LAPSE_OIDC_ISSUER": "https://issuer.example.com",
+        "LAPSE_WEBHOOK_SECRET": "from-secrets-manager",
+    }
     assert Settings.from_env(deployed).webhook_allow_loopback is False
     with pytest.raises(SettingsError, match="LAPSE_WEBHOOK_ALLOW_LOOPBACK"):
         Settings.from_env({**deployed, "LAPSE_WEBHOOK_ALLOW_LOOPBACK": "true"})
