@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def _download_for_target(
 
 
 @contextmanager
-def _isolated_import(environment: dict[str, str]):
+def _isolated_import(environment: dict[str, str]) -> Iterator[None]:
     """Import the app afresh with `environment` exported, and leave no trace of it afterwards."""
     saved_env = dict(os.environ)
     saved_modules = {
@@ -108,7 +109,10 @@ class ChaliceApp(Chalice):
     @property
     def packaged_template(self) -> dict[str, Any]:
         """The SAM template as Chalice wrote it (logical ids are preserved in the stack)."""
-        return json.loads((Path(self._sam_package_dir) / "sam.json").read_text())
+        template: dict[str, Any] = json.loads(
+            (Path(self._sam_package_dir) / "sam.json").read_text()
+        )
+        return template
 
     @property
     def deployment_zip(self) -> Path:

@@ -234,7 +234,7 @@ class LapseStack(Stack):
             type="CommaDelimitedList",
             description="Origins (scheme://host[:port]) allowed to upload and play from the "
             "bucket in a browser",
-            **({} if self.stage.name == "prod" else {"default": "*"}),
+            default=None if self.stage.name == "prod" else "*",
         )
         # A name known before the bucket exists lets the queue policy name the bucket without
         # referencing it (S3 checks that policy when it creates the bucket: Ref would be a cycle).

@@ -28,7 +28,7 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def _until(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,11 @@ def test_duplicate_deliveries_render_once(stack: OwnStack, small_clip: Path) -> 
     assert until(lambda: stack.queue_depth() == 0, timeout=15)
     assert api.get(tid)["updatedAt"] == done["updatedAt"], "a late duplicate wrote to the record"
     for worker in workers:
-        assert until(lambda w=worker: not w.work_dirs(), timeout=5)
+        assert until(partial(_idle, worker), timeout=5)
+
+
+def _idle(worker: Worker) -> bool:
+    return not worker.work_dirs()
 
 
 def test_the_multipart_double_notification_renders_once(stack: OwnStack, small_clip: Path) -> None:

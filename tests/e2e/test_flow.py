@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -13,7 +14,7 @@ from tests.support import count_frames, describe
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 
-def _check_timelapse(record: dict, tmp_path: Path, *, expected_seconds: float) -> None:
+def _check_timelapse(record: dict[str, Any], tmp_path: Path, *, expected_seconds: float) -> None:
     """Download the result through its presigned URL and check it with ffmpeg."""
     assert record["status"] == "complete", record
     tid = record["id"]

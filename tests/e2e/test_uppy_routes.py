@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -226,7 +227,7 @@ def test_companion_multipart_upload(alice: Api, clip_5s: Path) -> None:
     assert created["bucket"]
     query = {"key": key}
     # Sign a part (Uppy URL-encodes the uploadId and the key)
-    path = f"/s3/multipart/{requests.utils.quote(upload_id, safe='')}"
+    path = f"/s3/multipart/{quote(upload_id, safe='')}"
     signed = alice.request("GET", f"{path}/1", params=query)
     assert signed.status_code == 200, signed.text
     assert signed.json()["expires"] > 0
@@ -275,7 +276,7 @@ def test_companion_abort_cancels_and_others_keys_are_404(
 ) -> None:
     created = _companion_create(alice, clip_5s.read_bytes())
     key, upload_id = created["key"], created["uploadId"]
-    path = f"/s3/multipart/{requests.utils.quote(upload_id, safe='')}"
+    path = f"/s3/multipart/{quote(upload_id, safe='')}"
     # Bob can do nothing with Alice's key
     for method, suffix in (("GET", "/1"), ("GET", ""), ("POST", "/complete"), ("DELETE", "")):
         answer = bob.request(method, f"{path}{suffix}", params={"key": key}, json={})

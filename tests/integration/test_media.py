@@ -306,7 +306,7 @@ def test_seek_over_http_reads_only_the_kept_keyframes(clips: dict[str, Path], tm
     size = big.stat().st_size
     read: dict[str, int] = {}
     for strategy in ("seek", "keyframes"):
-        plan = planned(big, 1, strategy)  # type: ignore[arg-type]
+        plan = planned(big, 1, strategy)
         with serve_directory(big.parent) as (base, counter):
             result = render_timelapse(
                 f"{base}/{big.name}", tmp_path / f"{strategy}.mp4", plan, ffmpeg=FFMPEG,

@@ -374,7 +374,7 @@ def test_a_worker_that_cannot_renew_its_lease_stops_by_itself(
     record = repository.mark_uploaded(new_record().id, queue=True)
     repository.claim(record.id, "owner", 0.5)
     cut_off = PartitionedRecords(repository, cut=True)
-    with Heartbeat(cut_off, record.id, "owner", lease_seconds=0.5, interval=0.05) as beat:  # type: ignore[arg-type]
+    with Heartbeat(cut_off, record.id, "owner", lease_seconds=0.5, interval=0.05) as beat:
         # Then once its lease has run out it no longer considers itself the owner
         deadline = time.monotonic() + 5
         while not beat.lost and time.monotonic() < deadline:

@@ -136,7 +136,7 @@ class OwnStack:
             QueueUrl=queue_url or self.config.queue_url,
             AttributeNames=names,  # type: ignore[arg-type]
         )["Attributes"]
-        return sum(int(attributes[name]) for name in names[: 2 if in_flight else 1])  # type: ignore[literal-required]
+        return sum(int(attributes[name]) for name in names[: 2 if in_flight else 1])  # type: ignore[misc, index]
 
     def objects(self, prefix: str) -> list[str]:
         s3 = self.config.s3()
@@ -172,7 +172,9 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited while starting:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"{process.args!r} exited while starting:\n{log.read_text()[-3000:]}"
+            )
         try:
             requests.get(url, timeout=1).raise_for_status()
             return

@@ -68,7 +68,7 @@ def test_a_token_signed_with_another_secret_is_refused() -> None:
 
 
 def test_an_unsigned_token_is_refused() -> None:
-    unsigned = jwt.encode({"sub": "admin"}, None, algorithm="none")
+    unsigned = jwt.encode({"sub": "admin"}, None, algorithm="none")  # type: ignore[arg-type]
     with pytest.raises(UnauthorizedError):
         verifier.user_id(bearer(unsigned))
 

@@ -667,7 +667,12 @@ def test_uppy_answers_match_their_schemas() -> None:
     )
     uppy = UppyService(timelapses)
     # Uppy 6: what it sends validates as UppySignRequest; what lapse answers as UppySignedRequest
-    create = {"method": "POST", "key": "3f-a.mp4", "projectId": "p", "contentType": "video/mp4"}
+    create: dict[str, Any] = {
+        "method": "POST",
+        "key": "3f-a.mp4",
+        "projectId": "p",
+        "contentType": "video/mp4",
+    }
     create["sizeBytes"] = 200 * MiB
     key = ""
     for template in (

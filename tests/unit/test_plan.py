@@ -310,7 +310,9 @@ def test_odd_sizes_become_even():
         ({"width": 0}, "no picture size"),
     ],
 )
-def test_sources_beyond_the_limits_are_refused_with_a_reason(overrides: dict, reason: str):
+def test_sources_beyond_the_limits_are_refused_with_a_reason(
+    overrides: dict[str, object], reason: str
+):
     with pytest.raises(InvalidMediaError, match=reason):
         check_source_limits(source(**overrides), LIMITS)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import events
+from chalicelib import events, wiring
 from chalicelib.adapters import webhooks as adapter
 from chalicelib.adapters.webhooks import DeliveryAnswer, DeliveryError, RefusedTarget
 from chalicelib.domain import requests
@@ -516,12 +516,12 @@ def test_the_queue_handler_delivers_webhooks_without_touching_processing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hooks = service(200)
-    monkeypatch.setattr(events.wiring, "webhook_service", lambda: hooks)
+    monkeypatch.setattr(wiring, "webhook_service", lambda: hooks)
 
     def no_processing() -> None:
         raise AssertionError("a webhook message must not reach processing")
 
-    monkeypatch.setattr(events.wiring, "processing_service", no_processing)
+    monkeypatch.setattr(wiring, "processing_service", no_processing)
     [work] = events.work_in_message(json.dumps(first_message(Status.CANCELLED)))
     events.handle_work(work, deadline=None)
     assert len(hooks.sender.calls) == 1  # type: ignore[attr-defined]
