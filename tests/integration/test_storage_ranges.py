@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -107,7 +107,7 @@ def large(server: Server) -> bytes:
     source = patterned(SOURCE_BYTES, seed=2)
     s3.put_object(Bucket=bucket, Key="ranges/source", Body=source)
     upload = s3.create_multipart_upload(Bucket=bucket, Key="ranges/large")
-    parts = []
+    parts: list[Any] = []
     for index in range(LARGE_PARTS):
         offset = index * 4096
         copied = s3.upload_part_copy(
