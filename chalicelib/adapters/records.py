@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import operator
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,10 +30,15 @@ from pynamodb.models import Model
 
 from chalicelib.domain.keys import is_timelapse_id
 from chalicelib.domain.timelapse import (
+    ANY,
+    TRANSITIONS,
     ErrorInfo,
+    From,
+    Guard,
     Stage,
     Status,
     Timelapse,
+    Transition,
     UploadInfo,
     UploadMethod,
     utcnow,
@@ -171,6 +178,28 @@ def _upload_map(upload: UploadInfo) -> dict[str, Any]:
     return raw
 
 
+def condition_for(transition: Transition, guard: Guard | None = None) -> Condition:
+    """The transition's rule from the domain's table, as one DynamoDB condition expression."""
+    given = guard or Guard()
+    starts = [_start_condition(start, given) for start in TRANSITIONS[transition]]
+    return functools.reduce(operator.or_, starts)
+
+
+def _start_condition(start: From, guard: Guard) -> Condition:
+    condition: Condition = TimelapseModel.status == start.status.value
+    if start.stage is None:
+        condition &= TimelapseModel.stage.does_not_exist()
+    elif start.stage is not ANY:
+        condition &= TimelapseModel.stage == start.stage.value
+    if start.owned:
+        condition &= TimelapseModel.lease_owner == guard.lease_token()
+    if start.lease_expired:
+        condition &= TimelapseModel.lease_expires_at < guard.moment().timestamp()
+    if start.attempts_left:
+        condition &= TimelapseModel.attempts < guard.attempt_limit()
+    return condition
+
+
 def _encode_cursor(key: dict[str, Any] | None) -> str | None:
     if not key:
         return None
@@ -293,7 +322,14 @@ class DynamoDBTimelapseRepository:
 
     # --- transitions: each one conditional write -------------------------------------------
 
-    def _update(self, timelapse_id: str, actions: list[Action], condition: Condition) -> Timelapse:
+    def _update(
+        self,
+        timelapse_id: str,
+        actions: list[Action],
+        transition: Transition,
+        guard: Guard | None = None,
+    ) -> Timelapse:
+        condition = condition_for(transition, guard)
         item = TimelapseModel(timelapse_id)
         now = utcnow()
         try:
@@ -316,16 +352,11 @@ class DynamoDBTimelapseRepository:
         return self._update(
             timelapse_id,
             [stage, TimelapseModel.uploaded_at.set(_iso(utcnow()))],
-            (TimelapseModel.status == Status.PENDING.value)
-            & (TimelapseModel.stage == Stage.AWAITING_UPLOAD.value),
+            Transition.MARK_UPLOADED,
         )
 
     def requeue(self, timelapse_id: str) -> Timelapse:
         """failed / cancelled / uploaded-idle → pending/queued, ready for a fresh attempt."""
-        retryable = TimelapseModel.status.is_in(Status.FAILED.value, Status.CANCELLED.value)
-        idle = (
-            TimelapseModel.status == Status.PENDING.value
-        ) & TimelapseModel.stage.does_not_exist()
         return self._update(
             timelapse_id,
             [
@@ -338,7 +369,7 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.lease_owner.remove(),
                 TimelapseModel.lease_expires_at.remove(),
             ],
-            retryable | idle,
+            Transition.REQUEUE,
         )
 
     def claim(
@@ -350,14 +381,6 @@ class DynamoDBTimelapseRepository:
         after the worker died), while attempts remain; the watchdog fails it otherwise.
         """
         now = utcnow()
-        queued = (TimelapseModel.status == Status.PENDING.value) & (
-            TimelapseModel.stage == Stage.QUEUED.value
-        )
-        abandoned = (
-            (TimelapseModel.status == Status.PROCESSING.value)
-            & (TimelapseModel.lease_expires_at < now.timestamp())
-            & (TimelapseModel.attempts < max_attempts)
-        )
         return self._update(
             timelapse_id,
             [
@@ -372,14 +395,9 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.started_at.set(_iso(now)),
                 TimelapseModel.error.remove(),
             ],
-            queued | abandoned,
+            Transition.CLAIM,
+            Guard(now=now, max_attempts=max_attempts),
         )
-
-    def _owned_by(self, token: str) -> Condition:
-        owned: Condition = (TimelapseModel.status == Status.PROCESSING.value) & (
-            TimelapseModel.lease_owner == token
-        )
-        return owned
 
     def heartbeat(
         self,
@@ -400,7 +418,7 @@ class DynamoDBTimelapseRepository:
             actions.append(TimelapseModel.progress.set(progress))
         if source is not None:
             actions.append(TimelapseModel.source.set(source))
-        return self._update(timelapse_id, actions, self._owned_by(token))
+        return self._update(timelapse_id, actions, Transition.HEARTBEAT, Guard(token=token))
 
     def complete(
         self,
@@ -424,7 +442,8 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.lease_owner.remove(),
                 TimelapseModel.lease_expires_at.remove(),
             ],
-            self._owned_by(token),
+            Transition.COMPLETE,
+            Guard(token=token),
         )
 
     def _failure_actions(self, error: ErrorInfo) -> list[Action]:
@@ -443,34 +462,33 @@ class DynamoDBTimelapseRepository:
 
     def fail(self, timelapse_id: str, token: str, error: ErrorInfo) -> Timelapse:
         """processing → failed, by the worker that owns it."""
-        return self._update(timelapse_id, self._failure_actions(error), self._owned_by(token))
+        return self._update(
+            timelapse_id, self._failure_actions(error), Transition.FAIL, Guard(token=token)
+        )
 
     def fail_pending(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
         """pending → failed, for an upload refused before any worker claimed it."""
         return self._update(
             timelapse_id,
             self._failure_actions(error),
-            TimelapseModel.status == Status.PENDING.value,
+            Transition.FAIL_PENDING,
         )
 
     def fail_abandoned(self, timelapse_id: str, error: ErrorInfo, now: datetime) -> Timelapse:
         """pending, or processing with a lease that ran out → failed (a dead-lettered message)."""
-        abandoned = (TimelapseModel.status == Status.PROCESSING.value) & (
-            TimelapseModel.lease_expires_at < now.timestamp()
-        )
         return self._update(
-            timelapse_id,
-            self._failure_actions(error),
-            (TimelapseModel.status == Status.PENDING.value) | abandoned,
+            timelapse_id, self._failure_actions(error), Transition.FAIL_ABANDONED, Guard(now=now)
         )
 
     def expire_lease(
         self, timelapse_id: str, token: str, now: datetime, *, retry: bool, error: ErrorInfo
     ) -> Timelapse:
         """processing, lease run out → pending/queued (retry) or failed (out of tries)."""
-        condition = self._owned_by(token) & (TimelapseModel.lease_expires_at < now.timestamp())
+        guard = Guard(token=token, now=now)
         if not retry:
-            return self._update(timelapse_id, self._failure_actions(error), condition)
+            return self._update(
+                timelapse_id, self._failure_actions(error), Transition.EXPIRE_LEASE, guard
+            )
         return self._update(
             timelapse_id,
             [
@@ -480,7 +498,8 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.lease_owner.remove(),
                 TimelapseModel.lease_expires_at.remove(),
             ],
-            condition,
+            Transition.EXPIRE_LEASE,
+            guard,
         )
 
     def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
@@ -488,5 +507,5 @@ class DynamoDBTimelapseRepository:
         return self._update(
             timelapse_id,
             self._ending_actions(Status.CANCELLED, error),
-            TimelapseModel.status.is_in(Status.PENDING.value, Status.PROCESSING.value),
+            Transition.CANCEL,
         )

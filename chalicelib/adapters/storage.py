@@ -7,7 +7,6 @@ The only code that talks to the bucket. SDK errors that mean "not there" become 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import NotFoundError
+from chalicelib.services.ports import ObjectInfo, PresignedUrl, StoredPart
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,30 +25,6 @@ MiB = 1024 * 1024
 # Files above this go up as parallel multipart parts (s3transfer).
 MULTIPART_THRESHOLD = 16 * MiB
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-    content_type: str | None
-    metadata: dict[str, str]
-
-
-@dataclass(frozen=True)
-class StoredPart:
-    part_number: int
-    etag: str
-    size: int
-
-    def as_api(self) -> dict[str, Any]:
-        return {"partNumber": self.part_number, "etag": self.etag, "size": self.size}
-
-
-@dataclass(frozen=True)
-class PresignedUrl:
-    url: str
-    expires_at: datetime
 
 
 def _missing(exc: ClientError) -> bool:

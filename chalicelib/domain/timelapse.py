@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class Status(StrEnum):
@@ -32,9 +34,6 @@ class Stage(StrEnum):
 
 
 TERMINAL = frozenset({Status.COMPLETE, Status.FAILED, Status.CANCELLED})
-CANCELLABLE = frozenset({Status.PENDING, Status.PROCESSING})
-# A worker's stages only move forward within one attempt.
-STAGE_ORDER = (Stage.PROBING, Stage.RENDERING, Stage.UPLOADING)
 
 
 class UploadMethod(StrEnum):
@@ -141,19 +140,106 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def can_cancel(status: Status) -> bool:
-    return status in CANCELLABLE
+# --- the state machine ---------------------------------------------------------------------
 
 
-def can_requeue(timelapse: Timelapse) -> bool:
-    """`POST /process`: a failed or cancelled one, or an uploaded one created with process=false."""
-    if timelapse.status in {Status.FAILED, Status.CANCELLED}:
-        return True
-    return timelapse.status is Status.PENDING and timelapse.stage is None
+class Transition(StrEnum):
+    """Every change of a record after it is created; each is one conditional write."""
+
+    MARK_UPLOADED = "mark_uploaded"  # the original landed: queue it (or leave it idle)
+    REQUEUE = "requeue"  # POST /process on a failed, cancelled or idle one
+    CLAIM = "claim"  # a worker takes it (or takes over one whose lease ran out)
+    HEARTBEAT = "heartbeat"  # the owning worker extends its lease, writes stage and progress
+    COMPLETE = "complete"  # the owning worker finished
+    FAIL = "fail"  # the owning worker gave up with a reason
+    FAIL_PENDING = "fail_pending"  # an upload refused before any worker claimed it
+    FAIL_ABANDONED = "fail_abandoned"  # its message reached the dead-letter queue
+    EXPIRE_LEASE = "expire_lease"  # the watchdog: the owner's lease ran out
+    CANCEL = "cancel"  # the owner
 
 
-def stage_advances(current: Stage | None, new: Stage) -> bool:
-    """Within one attempt a worker's stage only moves forward (probing → rendering → uploading)."""
-    if current not in STAGE_ORDER:
-        return new is Stage.PROBING
-    return STAGE_ORDER.index(new) >= STAGE_ORDER.index(current)
+class Anything(StrEnum):
+    """A `From` field that matches whatever the record holds."""
+
+    ANY = "*"
+
+
+ANY = Anything.ANY
+
+
+@dataclass(frozen=True)
+class From:
+    """One state a transition may start from. `stage=None` means the record has no stage;
+    `owned` needs the caller's lease token, `lease_expired` a lease that ran out before `now`,
+    `attempts_left` fewer attempts than the caller's maximum."""
+
+    status: Status
+    stage: Stage | Anything | None = ANY
+    owned: bool = False
+    lease_expired: bool = False
+    attempts_left: bool = False
+
+
+_OWNED = From(Status.PROCESSING, owned=True)
+
+TRANSITIONS: dict[Transition, tuple[From, ...]] = {
+    Transition.MARK_UPLOADED: (From(Status.PENDING, Stage.AWAITING_UPLOAD),),
+    # Idle: uploaded with `process: false` (pending, no stage).
+    Transition.REQUEUE: (From(Status.FAILED), From(Status.CANCELLED), From(Status.PENDING, None)),
+    Transition.CLAIM: (
+        From(Status.PENDING, Stage.QUEUED),
+        # A redelivered message after its worker died, while attempts remain.
+        From(Status.PROCESSING, lease_expired=True, attempts_left=True),
+    ),
+    Transition.HEARTBEAT: (_OWNED,),
+    Transition.COMPLETE: (_OWNED,),
+    Transition.FAIL: (_OWNED,),
+    Transition.FAIL_PENDING: (From(Status.PENDING),),
+    Transition.FAIL_ABANDONED: (
+        From(Status.PENDING),
+        From(Status.PROCESSING, lease_expired=True),
+    ),
+    Transition.EXPIRE_LEASE: (From(Status.PROCESSING, owned=True, lease_expired=True),),
+    Transition.CANCEL: (From(Status.PENDING), From(Status.PROCESSING)),
+}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a transition's condition compares against, besides the record itself."""
+
+    token: str | None = None
+    now: datetime | None = None
+    max_attempts: int | None = None
+
+    def lease_token(self) -> str:
+        return _required(self.token, "token")
+
+    def moment(self) -> datetime:
+        return _required(self.now, "now")
+
+    def attempt_limit(self) -> int:
+        return _required(self.max_attempts, "max_attempts")
+
+
+def allows(transition: Transition, timelapse: Timelapse, guard: Guard | None = None) -> bool:
+    """Whether `transition` may start from the record as it is (the conditional write's rule)."""
+    given = guard or Guard()
+    return any(_matches(start, timelapse, given) for start in TRANSITIONS[transition])
+
+
+def _matches(start: From, timelapse: Timelapse, guard: Guard) -> bool:
+    expires = timelapse.lease_expires_at
+    return (
+        timelapse.status is start.status
+        and (start.stage is ANY or timelapse.stage is start.stage)
+        and (not start.owned or timelapse.lease_owner == guard.lease_token())
+        and (not start.lease_expired or (expires is not None and expires < guard.moment()))
+        and (not start.attempts_left or timelapse.attempts < guard.attempt_limit())
+    )
+
+
+def _required(value: _T | None, name: str) -> _T:
+    if value is None:
+        raise TypeError(f"this transition's condition needs the guard's {name}")
+    return value

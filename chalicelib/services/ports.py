@@ -1,14 +1,39 @@
-"""The roles the use cases depend on. Adapters implement them; tests may pass their own."""
+"""The roles the use cases depend on, with the values they carry. Adapters implement them; the
+tests' in-memory fakes (tests/fakes.py) are the other implementations."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from chalicelib.adapters.storage import ObjectInfo, PresignedUrl, StoredPart
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    part_number: int
+    etag: str
+    size: int
+
+    def as_api(self) -> dict[str, Any]:
+        return {"partNumber": self.part_number, "etag": self.etag, "size": self.size}
+
+
+@dataclass(frozen=True)
+class PresignedUrl:
+    url: str
+    expires_at: datetime
 
 
 class TimelapseRepository(Protocol):

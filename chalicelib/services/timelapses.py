@@ -16,9 +16,10 @@ from chalicelib.domain.timelapse import (
     Stage,
     Status,
     Timelapse,
+    Transition,
     UploadInfo,
     UploadMethod,
-    can_requeue,
+    allows,
     iso,
     utcnow,
 )
@@ -251,7 +252,7 @@ class TimelapseService:
         if timelapse.status is Status.PENDING and timelapse.stage is Stage.AWAITING_UPLOAD:
             # The owner asks for processing: queue it, whatever `process` said at create time.
             return self._queue_uploaded(timelapse, queue=True)
-        if not can_requeue(timelapse):
+        if not allows(Transition.REQUEUE, timelapse):
             state = timelapse.status.value + (
                 f"/{timelapse.stage.value}" if timelapse.stage else ""
             )

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from chalicelib.adapters.storage import MULTIPART_THRESHOLD, S3Storage, StoredPart
+from chalicelib.adapters.storage import MULTIPART_THRESHOLD, S3Storage
 from chalicelib.errors import NotFoundError
+from chalicelib.services.ports import StoredPart
 from local.config import LocalStack
 
 if TYPE_CHECKING:

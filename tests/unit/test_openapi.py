@@ -22,7 +22,6 @@ from openapi_spec_validator import validate
 
 from app import app
 from chalicelib import api, errors, wiring
-from chalicelib.adapters.storage import PresignedUrl, StoredPart
 from chalicelib.domain import requests
 from chalicelib.domain.limits import GiB, Limits, MiB
 from chalicelib.domain.timelapse import (
@@ -32,7 +31,7 @@ from chalicelib.domain.timelapse import (
     Timelapse,
 )
 from chalicelib.openapi import ERROR_RESPONSES, openapi_document
-from chalicelib.services.ports import NoNotifier
+from chalicelib.services.ports import NoNotifier, PresignedUrl, StoredPart
 from chalicelib.services.timelapses import TimelapseService
 from chalicelib.services.uppy import UppyService
 from tests.factories import a_timelapse

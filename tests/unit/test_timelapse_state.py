@@ -9,15 +9,15 @@ import pytest
 
 from chalicelib.domain.timelapse import (
     ErrorInfo,
+    Guard,
     Stage,
     Status,
     Timelapse,
+    Transition,
     UploadInfo,
     UploadMethod,
-    can_cancel,
-    can_requeue,
+    allows,
     iso,
-    stage_advances,
     utcnow,
 )
 from tests.factories import a_timelapse
@@ -69,7 +69,7 @@ def test_status_and_stage_values_are_the_contract_strings() -> None:
     ],
 )
 def test_only_pending_or_processing_can_be_cancelled(status: Status, allowed: bool) -> None:
-    assert can_cancel(status) is allowed
+    assert allows(Transition.CANCEL, make(status, None)) is allowed
 
 
 # --- requeue (POST /process) ------------------------------------------------------------------
@@ -95,30 +95,57 @@ def test_requeue_only_from_failed_cancelled_or_idle(
     # Given a record in some state
     timelapse = make(status, stage)
     # Then only failed, cancelled and uploaded-idle ones may be queued again
-    assert can_requeue(timelapse) is allowed
+    assert allows(Transition.REQUEUE, timelapse) is allowed
 
 
-# --- stages within one attempt ----------------------------------------------------------------
+# --- the worker's lease -----------------------------------------------------------------------
+
+NOW = CREATED + timedelta(hours=1)
 
 
-@pytest.mark.parametrize(
-    ("current", "new", "advances"),
-    [
-        (None, Stage.PROBING, True),
-        (Stage.QUEUED, Stage.PROBING, True),
-        (Stage.QUEUED, Stage.RENDERING, False),
-        (None, Stage.UPLOADING, False),
-        (Stage.PROBING, Stage.PROBING, True),
-        (Stage.PROBING, Stage.RENDERING, True),
-        (Stage.PROBING, Stage.UPLOADING, True),
-        (Stage.RENDERING, Stage.UPLOADING, True),
-        (Stage.RENDERING, Stage.PROBING, False),
-        (Stage.UPLOADING, Stage.RENDERING, False),
-        (Stage.UPLOADING, Stage.PROBING, False),
-    ],
-)
-def test_worker_stages_only_move_forward(current: Stage | None, new: Stage, advances: bool) -> None:
-    assert stage_advances(current, new) is advances
+def held(*, expires_in: float, attempts: int = 1) -> Timelapse:
+    """A record a worker holds with token "w-1", its lease running out `expires_in` s from NOW."""
+    return replace(
+        make(Status.PROCESSING, Stage.RENDERING),
+        lease_owner="w-1",
+        lease_expires_at=NOW + timedelta(seconds=expires_in),
+        attempts=attempts,
+    )
+
+
+def test_only_the_lease_owner_may_heartbeat_complete_or_fail() -> None:
+    record = held(expires_in=30)
+    for transition in (Transition.HEARTBEAT, Transition.COMPLETE, Transition.FAIL):
+        assert allows(transition, record, Guard(token="w-1"))
+        assert not allows(transition, record, Guard(token="w-2"))
+
+
+def test_a_claim_takes_a_queued_record_or_an_abandoned_one_with_attempts_left() -> None:
+    guard = Guard(now=NOW, max_attempts=3)
+    assert allows(Transition.CLAIM, make(Status.PENDING, Stage.QUEUED), guard)
+    assert not allows(Transition.CLAIM, make(Status.PENDING, Stage.AWAITING_UPLOAD), guard)
+    assert allows(Transition.CLAIM, held(expires_in=-1, attempts=2), guard)
+    assert not allows(Transition.CLAIM, held(expires_in=-1, attempts=3), guard)
+    assert not allows(Transition.CLAIM, held(expires_in=30, attempts=1), guard)
+
+
+def test_the_watchdog_expires_only_a_lease_that_ran_out_under_the_same_owner() -> None:
+    assert allows(Transition.EXPIRE_LEASE, held(expires_in=-1), Guard(token="w-1", now=NOW))
+    assert not allows(Transition.EXPIRE_LEASE, held(expires_in=5), Guard(token="w-1", now=NOW))
+    assert not allows(Transition.EXPIRE_LEASE, held(expires_in=-1), Guard(token="w-2", now=NOW))
+
+
+def test_a_dead_letter_fails_pending_or_abandoned_records_only() -> None:
+    guard = Guard(now=NOW)
+    assert allows(Transition.FAIL_ABANDONED, make(Status.PENDING, Stage.QUEUED), guard)
+    assert allows(Transition.FAIL_ABANDONED, held(expires_in=-1), guard)
+    assert not allows(Transition.FAIL_ABANDONED, held(expires_in=30), guard)
+    assert not allows(Transition.FAIL_ABANDONED, make(Status.COMPLETE, None), guard)
+
+
+def test_a_condition_that_needs_a_token_refuses_to_guess_one() -> None:
+    with pytest.raises(TypeError, match="token"):
+        allows(Transition.HEARTBEAT, held(expires_in=30))
 
 
 # --- what the API shows -----------------------------------------------------------------------
