@@ -1,0 +1,428 @@
+"""In-memory implementations of the ports (chalicelib/services/ports.py), for unit tests.
+
+Small, and honest where it matters: every transition is checked against the domain's transition
+table (`allows`) under a lock, exactly as the repository's conditional writes are, so a fake
+record refuses what DynamoDB would refuse (tests/integration/test_transitions.py proves the
+table and the real table agree).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from chalicelib.domain.plan import RenderPlan, SourceInfo
+from chalicelib.domain.timelapse import (
+    ErrorInfo,
+    Guard,
+    Stage,
+    Status,
+    Timelapse,
+    Transition,
+    allows,
+    utcnow,
+)
+from chalicelib.errors import ConflictError, NotFoundError, RenderCancelled
+from chalicelib.media.render import RenderResult
+from chalicelib.services.ports import ObjectInfo, PresignedUrl, StoredPart
+
+Clock = Callable[[], datetime]
+
+
+class FakeRecords:
+    """TimelapseRepository in a dict; each transition is one checked, atomic change."""
+
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self.items: dict[str, Timelapse] = {}
+        self.clock = clock
+        self.writes: list[tuple[Transition, str]] = []
+        self._lock = threading.Lock()
+
+    # --- reads and plain writes -------------------------------------------------------------
+
+    def create(self, timelapse: Timelapse) -> None:
+        with self._lock:
+            if timelapse.id in self.items:
+                raise ConflictError(f"timelapse {timelapse.id} already exists")
+            self.items[timelapse.id] = timelapse
+
+    def get(self, timelapse_id: str) -> Timelapse | None:
+        with self._lock:
+            return self.items.get(timelapse_id)
+
+    def get_owned(self, timelapse_id: str, owner_id: str) -> Timelapse:
+        found = self.get(timelapse_id)
+        if found is None or found.owner_id != owner_id:
+            raise NotFoundError(f"no timelapse {timelapse_id}")
+        return found
+
+    def list_by_project(
+        self,
+        owner_id: str,
+        project_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: Status | None = None,
+    ) -> tuple[list[Timelapse], str | None]:
+        with self._lock:
+            mine = [
+                t
+                for t in self.items.values()
+                if t.owner_id == owner_id
+                and t.project_id == project_id
+                and (status is None or t.status is status)
+            ]
+        mine.sort(key=lambda t: t.created_at, reverse=True)
+        start = int(cursor) if cursor else 0
+        page = mine[start : start + limit]
+        more = start + limit < len(mine)
+        return page, str(start + limit) if more else None
+
+    def scan_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
+        with self._lock:
+            found = [
+                t
+                for t in self.items.values()
+                if t.status is Status.PROCESSING
+                and t.lease_expires_at is not None
+                and t.lease_expires_at < now
+            ]
+        yield from found
+
+    def scan_stale_pending(self, stage: Stage, before: datetime) -> Iterator[Timelapse]:
+        with self._lock:
+            found = [
+                t
+                for t in self.items.values()
+                if t.status is Status.PENDING and t.stage is stage and t.updated_at < before
+            ]
+        yield from found
+
+    def delete(self, timelapse_id: str) -> None:
+        with self._lock:
+            self.items.pop(timelapse_id, None)
+
+    # --- transitions ----------------------------------------------------------------------------
+
+    def _transition(
+        self,
+        timelapse_id: str,
+        transition: Transition,
+        changes: dict[str, Any],
+        guard: Guard | None = None,
+    ) -> Timelapse:
+        with self._lock:
+            current = self.items.get(timelapse_id)
+            if current is None or not allows(transition, current, guard):
+                raise ConflictError(f"timelapse {timelapse_id} is not in the expected state")
+            updated = replace(current, **changes, updated_at=self.clock())
+            self.items[timelapse_id] = updated
+            self.writes.append((transition, timelapse_id))
+            return updated
+
+    def _ending(self, status: Status, error: ErrorInfo) -> dict[str, Any]:
+        return {
+            "status": status,
+            "stage": None,
+            "error": error,
+            "completed_at": self.clock(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+
+    def mark_uploaded(self, timelapse_id: str, *, queue: bool) -> Timelapse:
+        stage = Stage.QUEUED if queue else None
+        changes = {"stage": stage, "uploaded_at": self.clock()}
+        return self._transition(timelapse_id, Transition.MARK_UPLOADED, changes)
+
+    def requeue(self, timelapse_id: str) -> Timelapse:
+        changes = {
+            "status": Status.PENDING,
+            "stage": Stage.QUEUED,
+            "progress": 0,
+            "attempts": 0,
+            "error": None,
+            "completed_at": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        return self._transition(timelapse_id, Transition.REQUEUE, changes)
+
+    def claim(
+        self, timelapse_id: str, token: str, lease_seconds: float, *, max_attempts: int = 3
+    ) -> Timelapse:
+        now = self.clock()
+        current = self.get(timelapse_id)
+        changes = {
+            "status": Status.PROCESSING,
+            "stage": Stage.PROBING,
+            "progress": 0,
+            "attempts": (current.attempts if current else 0) + 1,
+            "lease_owner": token,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "started_at": now,
+            "error": None,
+        }
+        guard = Guard(now=now, max_attempts=max_attempts)
+        return self._transition(timelapse_id, Transition.CLAIM, changes, guard)
+
+    def heartbeat(
+        self,
+        timelapse_id: str,
+        token: str,
+        lease_seconds: float,
+        *,
+        stage: Stage | None = None,
+        progress: int | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> Timelapse:
+        changes: dict[str, Any] = {
+            "lease_expires_at": self.clock() + timedelta(seconds=lease_seconds)
+        }
+        if stage is not None:
+            changes["stage"] = stage
+        if progress is not None:
+            changes["progress"] = progress
+        if source is not None:
+            changes["source"] = source
+        return self._transition(timelapse_id, Transition.HEARTBEAT, changes, Guard(token=token))
+
+    def complete(
+        self,
+        timelapse_id: str,
+        token: str,
+        *,
+        processed_video_key: str,
+        poster_key: str,
+        output: dict[str, Any],
+    ) -> Timelapse:
+        changes = {
+            "status": Status.COMPLETE,
+            "stage": None,
+            "progress": 100,
+            "processed_video_key": processed_video_key,
+            "poster_key": poster_key,
+            "output": output,
+            "completed_at": self.clock(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        return self._transition(timelapse_id, Transition.COMPLETE, changes, Guard(token=token))
+
+    def fail(self, timelapse_id: str, token: str, error: ErrorInfo) -> Timelapse:
+        changes = self._ending(Status.FAILED, error)
+        return self._transition(timelapse_id, Transition.FAIL, changes, Guard(token=token))
+
+    def fail_pending(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
+        changes = self._ending(Status.FAILED, error)
+        return self._transition(timelapse_id, Transition.FAIL_PENDING, changes)
+
+    def fail_abandoned(self, timelapse_id: str, error: ErrorInfo, now: datetime) -> Timelapse:
+        changes = self._ending(Status.FAILED, error)
+        return self._transition(timelapse_id, Transition.FAIL_ABANDONED, changes, Guard(now=now))
+
+    def expire_lease(
+        self, timelapse_id: str, token: str, now: datetime, *, retry: bool, error: ErrorInfo
+    ) -> Timelapse:
+        guard = Guard(token=token, now=now)
+        if not retry:
+            changes = self._ending(Status.FAILED, error)
+            return self._transition(timelapse_id, Transition.EXPIRE_LEASE, changes, guard)
+        changes = {
+            "status": Status.PENDING,
+            "stage": Stage.QUEUED,
+            "progress": 0,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        return self._transition(timelapse_id, Transition.EXPIRE_LEASE, changes, guard)
+
+    def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
+        changes = self._ending(Status.CANCELLED, error)
+        return self._transition(timelapse_id, Transition.CANCEL, changes)
+
+
+@dataclass
+class _Multipart:
+    key: str
+    content_type: str
+    parts: dict[int, bytes] = field(default_factory=dict)
+
+
+class FakeStorage:
+    """Storage in a dict of key → bytes; presigned URLs are recognisable fake addresses."""
+
+    def __init__(self, bucket: str = "fake-bucket", clock: Clock = utcnow) -> None:
+        self.bucket = bucket
+        self.clock = clock
+        self.objects: dict[str, tuple[bytes, str, dict[str, str]]] = {}
+        self.uploads: dict[str, _Multipart] = {}
+        self.deleted: list[str] = []
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes, content_type: str = "video/mp4") -> None:
+        """What a client's upload would leave in the bucket."""
+        with self._lock:
+            self.objects[key] = (data, content_type, {})
+
+    def _signed(self, what: str, seconds: int) -> PresignedUrl:
+        return PresignedUrl(
+            f"https://{self.bucket}.storage.test/{what}", self.clock() + timedelta(seconds=seconds)
+        )
+
+    def presign_put(
+        self, key: str, *, content_type: str, size_bytes: int, seconds: int
+    ) -> PresignedUrl:
+        return self._signed(f"{key}?put&size={size_bytes}", seconds)
+
+    def presign_part(
+        self, key: str, upload_id: str, part_number: int, seconds: int
+    ) -> PresignedUrl:
+        return self._signed(f"{key}?uploadId={upload_id}&partNumber={part_number}", seconds)
+
+    def presign_get(self, key: str, seconds: int, *, filename: str | None = None) -> PresignedUrl:
+        return self._signed(f"{key}?get" + (f"&filename={filename}" if filename else ""), seconds)
+
+    def presign_request(self, method: str, params: dict[str, Any], seconds: int) -> PresignedUrl:
+        query = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+        return self._signed(f"{method}?{query}", seconds)
+
+    def create_multipart(self, key: str, *, content_type: str, metadata: dict[str, str]) -> str:
+        with self._lock:
+            upload_id = f"upload-{len(self.uploads) + 1}"
+            self.uploads[upload_id] = _Multipart(key, content_type)
+            return upload_id
+
+    def put_part(self, upload_id: str, part_number: int, data: bytes) -> None:
+        """What a client's PUT to a part URL would store."""
+        with self._lock:
+            self.uploads[upload_id].parts[part_number] = data
+
+    def _upload(self, key: str, upload_id: str) -> _Multipart:
+        upload = self.uploads.get(upload_id)
+        if upload is None or upload.key != key:
+            raise NotFoundError("the multipart upload is gone (completed or aborted)")
+        return upload
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        with self._lock:
+            upload = self._upload(key, upload_id)
+            return [
+                StoredPart(n, f'"etag-{n}"', len(data)) for n, data in sorted(upload.parts.items())
+            ]
+
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
+    ) -> None:
+        with self._lock:
+            upload = self._upload(key, upload_id)
+            data = b"".join(upload.parts[n] for n, _etag in sorted(parts))
+            self.objects[key] = (data, upload.content_type, {})
+            del self.uploads[upload_id]
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        with self._lock:
+            if upload_id in self.uploads and self.uploads[upload_id].key == key:
+                del self.uploads[upload_id]
+
+    def list_multipart_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
+        with self._lock:
+            return [(u.key, uid) for uid, u in self.uploads.items() if u.key.startswith(prefix)]
+
+    def head(self, key: str) -> ObjectInfo | None:
+        with self._lock:
+            found = self.objects.get(key)
+        if found is None:
+            return None
+        data, content_type, metadata = found
+        return ObjectInfo(key, len(data), content_type, dict(metadata))
+
+    def delete(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                if key and self.objects.pop(key, None) is not None:
+                    self.deleted.append(key)
+
+    def upload_file(
+        self,
+        path: Path,
+        key: str,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        data = path.read_bytes()
+        if on_bytes is not None:
+            on_bytes(len(data))  # may raise to stop the transfer, as s3transfer's callback can
+        with self._lock:
+            self.objects[key] = (data, content_type, dict(metadata))
+
+
+class FakeQueue:
+    """WorkQueue: remembers what was sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send_process(self, timelapse_id: str) -> None:
+        self.sent.append(timelapse_id)
+
+
+class RecordingNotifier:
+    """Notifier: remembers every terminal state it was told of."""
+
+    def __init__(self) -> None:
+        self.ended: list[Timelapse] = []
+
+    def timelapse_ended(self, timelapse: Timelapse) -> None:
+        self.ended.append(timelapse)
+
+
+class FakeMedia:
+    """Stands in for ffmpeg (chalicelib.media: probe, render, poster) in the worker's unit tests.
+
+    `source` is what the probe finds (or `refuse` is raised); the render reports progress, then
+    waits until `release` is set — a test can cancel meanwhile — and writes a small output.
+    """
+
+    def __init__(self, source: SourceInfo) -> None:
+        self.source = source
+        self.refuse: Exception | None = None
+        self.release = threading.Event()
+        self.release.set()
+        self.rendering = threading.Event()
+        self.renders = 0
+
+    def probe(self, url: str, **_options: Any) -> SourceInfo:
+        if self.refuse is not None:
+            raise self.refuse
+        return self.source
+
+    def render_timelapse(
+        self, source: str, output_path: Path, plan: RenderPlan, **options: Any
+    ) -> RenderResult:
+        self.renders += 1
+        options["on_progress"](50)
+        self.rendering.set()
+        should_stop: Callable[[], bool] = options["should_stop"]
+        while not self.release.wait(0.01):
+            if should_stop():
+                raise RenderCancelled("stopped by the caller")
+        output_path.write_bytes(b"rendered timelapse")
+        return RenderResult(
+            width=plan.output_width,
+            height=plan.output_height,
+            fps=plan.output_fps,
+            duration_seconds=plan.expected_duration_seconds,
+            frame_count=plan.frame_count,
+            size_bytes=output_path.stat().st_size,
+        )
+
+    def make_poster(self, video_path: Path, poster_path: Path, **_options: Any) -> None:
+        poster_path.write_bytes(b"poster")
