@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from http import HTTPStatus
+from typing import Any
 
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGatewayException
+from chalice.local import (
+    ChaliceRequestHandler,
+    LocalDevServer,
+    LocalGateway,
+    LocalGatewayException,
+)
 
 from app import app
 
@@ -22,10 +29,30 @@ def error_body(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
+# Chalice keeps the request being handled in one attribute of the app (`app.current_request`), as
+# Lambda runs one request at a time per instance; the local server runs each connection in its own
+# thread. Two requests at once (a health check the client gave up on, Uppy's parallel part
+# signing) would read each other's body and token, so the app handles one request at a time here.
+APP_LOCK = threading.Lock()
+
+
+class SerializedGateway(LocalGateway):
+    def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        with APP_LOCK:
+            return super().handle_request(*args, **kwargs)
+
+
 class LapseRequestHandler(ChaliceRequestHandler):
     """Chalice's handler, with every refusal in lapse's `{"error": {code, message}}` shape: the
     HTTP server's own (an oversized header line or too many headers → 431, a malformed request
     line → 400), which http.server writes as HTML, and the gateway's (an unknown route)."""
+
+    def __init__(
+        self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any
+    ) -> None:
+        self.local_gateway = SerializedGateway(app_object, config)
+        # BaseHTTPRequestHandler's constructor handles the request: the gateway must exist first.
+        super(ChaliceRequestHandler, self).__init__(request, client_address, server)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         reason = message or HTTPStatus(code).phrase
