@@ -7,7 +7,8 @@ lock in between: two concurrent conditional updates of one item can both succeed
 condition and writes atomically per item, and lapse's exactly-once guarantees rest on that. This
 wrapper restores the property by running one DynamoDB request at a time; S3 and SQS stay
 concurrent (SQS long polls must not block the table). Object GETs stream from the key's buffer
-and cost what they send, ranges included (local/s3_streaming.py).
+and cost what they send, ranges included (local/s3_streaming.py); multipart uploads complete in
+bounded memory (local/s3_multipart.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
-from local import s3_streaming
+from local import s3_multipart, s3_streaming
 
 StartResponse = Callable[..., Any]
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     s3_streaming.install()
+    s3_multipart.install()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,

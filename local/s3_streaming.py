@@ -7,10 +7,14 @@ sending a byte. `install()` hands moto's own GET handler a key whose value is a 
 buffer (`KeySlice`): moto still does the auth (presigned URLs), conditions, headers, CORS, range
 parsing, 206/416 and errors; slicing the view narrows it without reading, and the response body
 is read in chunks while it is sent, so a reader that hangs up stops the reading.
+
+Each object GET ends with one line on the `lapse.storage` logger: the object, the bytes asked for
+and the bytes sent (`make bench` counts what the worker read from it).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -18,6 +22,7 @@ from typing import Any, Protocol
 from moto.s3.responses import S3Response
 
 CHUNK_BYTES = 256 * 1024
+log = logging.getLogger("lapse.storage")
 
 
 class Buffer(Protocol):
@@ -28,11 +33,14 @@ class Buffer(Protocol):
 class KeySlice:
     """Bytes [start, stop) of a moto key's buffer, read only when iterated."""
 
-    def __init__(self, buffer: Buffer, lock: threading.Lock, start: int, stop: int) -> None:
+    def __init__(
+        self, buffer: Buffer, lock: threading.Lock, start: int, stop: int, name: str = ""
+    ) -> None:
         self._buffer = buffer
         self._lock = lock
         self.start = start
         self.stop = max(start, stop)
+        self.name = name
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -44,18 +52,27 @@ class KeySlice:
         if not isinstance(part, slice) or part.step not in (None, 1):
             raise TypeError("KeySlice takes contiguous slices only")
         begin, end, _ = part.indices(len(self))
-        return KeySlice(self._buffer, self._lock, self.start + begin, self.start + end)
+        return KeySlice(self._buffer, self._lock, self.start + begin, self.start + end, self.name)
 
     def __iter__(self) -> Iterator[bytes]:
         position = self.start
-        while position < self.stop:
-            with self._lock:  # the buffer's file position is shared with other readers
-                self._buffer.seek(position)
-                chunk = self._buffer.read(min(CHUNK_BYTES, self.stop - position))
-            if not chunk:
-                raise OSError(f"object shorter than its size: ended at byte {position}")
-            position += len(chunk)
-            yield chunk
+        try:
+            while position < self.stop:
+                with self._lock:  # the buffer's file position is shared with other readers
+                    self._buffer.seek(position)
+                    chunk = self._buffer.read(min(CHUNK_BYTES, self.stop - position))
+                if not chunk:
+                    raise OSError(f"object shorter than its size: ended at byte {position}")
+                position += len(chunk)
+                yield chunk
+        finally:  # also when the reader hangs up: the generator is closed mid-body
+            log.info(
+                "GET %s bytes=%d-%d sent=%d",
+                self.name,
+                self.start,
+                self.stop - 1,
+                position - self.start,
+            )
 
 
 class StreamingKey:
@@ -70,11 +87,18 @@ class StreamingKey:
     @property
     def value(self) -> KeySlice:
         key = self._key
-        return KeySlice(key._value_buffer, key.lock, 0, int(key.size))
+        name = f"{key.bucket_name}/{key.name}"
+        return KeySlice(key._value_buffer, key.lock, 0, int(key.size), name)
 
 
 def install() -> None:
-    """Makes this process's moto S3 stream object bodies (idempotent)."""
+    """Makes this process's moto S3 stream object bodies (idempotent), and logs each GET."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("storage %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     if getattr(S3Response.get_object, "streams", False):
         return
     moto_get_object = S3Response.get_object

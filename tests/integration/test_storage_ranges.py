@@ -44,6 +44,19 @@ class Server:
     stack: LocalStack
     pid: int
     s3: S3Client
+    log: Path
+
+    def logged_gets(self, key: str) -> list[str]:
+        """The server's access lines for object GETs of `key` (local/s3_streaming.py)."""
+        prefix = f"storage GET {self.stack.bucket}/{key} "
+        return [line for line in self.log.read_text().splitlines() if line.startswith(prefix)]
+
+    def peak_memory(self) -> int:
+        """The server process's peak resident memory so far (VmHWM), in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmHWM in /proc/<pid>/status")
 
     def bytes_read(self) -> int:
         """Bytes the server process has read through read() and recv() so far."""
@@ -82,7 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         wait_until_answering(f"{stack.endpoint}/moto-api/", process, log)
         provision(stack)
-        yield Server(stack, process.pid, stack.s3())
+        yield Server(stack, process.pid, stack.s3(), log)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -99,8 +112,15 @@ def small(server: Server) -> bytes:
     return data
 
 
+@dataclass(frozen=True)
+class Large:
+    data: bytes
+    etag: str
+    completion_memory: int  # how much the server's peak memory grew while completing
+
+
 @pytest.fixture(scope="module")
-def large(server: Server) -> bytes:
+def large_upload(server: Server) -> Large:
     """80 MB made by the server from one 5 MB upload: part i copies the source from byte
     4096·i, so every part differs and a slip across a part boundary shows in the bytes."""
     s3, bucket = server.s3, server.stack.bucket
@@ -119,13 +139,36 @@ def large(server: Server) -> bytes:
             CopySourceRange=f"bytes={offset}-{offset + PART_BYTES - 1}",
         )
         parts.append({"PartNumber": index + 1, "ETag": copied["CopyPartResult"]["ETag"]})
-    s3.complete_multipart_upload(
+    peak_before = server.peak_memory()
+    completed = s3.complete_multipart_upload(
         Bucket=bucket,
         Key="ranges/large",
         UploadId=upload["UploadId"],
         MultipartUpload={"Parts": parts},
     )
-    return b"".join(source[i * 4096 : i * 4096 + PART_BYTES] for i in range(LARGE_PARTS))
+    data = b"".join(source[i * 4096 : i * 4096 + PART_BYTES] for i in range(LARGE_PARTS))
+    return Large(data, completed["ETag"], server.peak_memory() - peak_before)
+
+
+@pytest.fixture(scope="module")
+def large(large_upload: Large) -> bytes:
+    return large_upload.data
+
+
+def test_a_multipart_upload_completes_in_bounded_memory_with_the_etag_of_s3(
+    server: Server, large_upload: Large
+) -> None:
+    part_md5s = b"".join(
+        hashlib.md5(large_upload.data[i * PART_BYTES : (i + 1) * PART_BYTES]).digest()
+        for i in range(LARGE_PARTS)
+    )
+    stored = server.s3.head_object(Bucket=server.stack.bucket, Key="ranges/large")
+
+    assert large_upload.etag == f'"{hashlib.md5(part_md5s).hexdigest()}-{LARGE_PARTS}"'
+    assert stored["ContentLength"] == len(large_upload.data) == LARGE_PARTS * PART_BYTES
+    assert large_upload.completion_memory < len(large_upload.data) // 4, (
+        f"completing took {large_upload.completion_memory / MB:.0f} MB more memory"
+    )
 
 
 @dataclass(frozen=True)
@@ -278,4 +321,7 @@ def test_a_reader_that_hangs_up_stops_the_reading(server: Server, large: bytes) 
 
     assert body == large[: 200 * 1024]
     assert read < len(large) // 10, f"the server read {read / MB:.1f} MB for a 200 KB reader"
+    logged = server.logged_gets("ranges/large")[-1]
+    assert logged.startswith(f"storage GET lapse-local/ranges/large bytes=0-{len(large) - 1} sent=")
+    assert int(logged.rpartition("sent=")[2]) < len(large) // 10
     assert request(server.url("ranges/small")).status == 200  # and it still serves
