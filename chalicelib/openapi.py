@@ -581,8 +581,6 @@ def _uppy_schemas() -> dict[str, Schema]:
                 "timelapseId": _string(),
             }
         ),
-        "DevTokenRequest": _object({"user": _string("The token's `sub`.", minLength=1)}),
-        "DevToken": _object({"token": _string("HS256 JWT, valid 24 h."), "userId": _string()}),
     }
 
 
@@ -1128,23 +1126,6 @@ def _uppy_paths() -> dict[str, Any]:
             )
         },
         **_companion_paths(),
-        "/dev/token": {
-            "post": _operation(
-                "dev_token",
-                "Local stack only: an HS256 token for a user name",
-                {
-                    "200": _ok("A token.", _ref("DevToken")),
-                    **{
-                        str(status): {"$ref": f"#/components/responses/Error{status}"}
-                        for status in (400, 404, 500)
-                    },
-                },
-                tag="service",
-                description="404 unless the API runs locally with HS256 tokens.",
-                body=_ref("DevTokenRequest"),
-                public=True,
-            )
-        },
     }
 
 

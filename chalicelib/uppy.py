@@ -1,4 +1,4 @@
-"""Routes for Uppy's `@uppy/aws-s3` (API.md, "Uppy compatibility"), and the local dev token.
+"""Routes for Uppy's `@uppy/aws-s3` (API.md, "Uppy compatibility").
 
 Uppy 6 signs through `POST /uploads/sign`; Uppy 4–5 and other Companion clients use the `/s3/…`
 routes. Parse → one use case (services/uppy.py) → JSON, with api.py's error mapping and auth.
@@ -9,14 +9,10 @@ from __future__ import annotations
 from chalice.app import Blueprint, Response
 
 from chalicelib import errors, wiring
-from chalicelib.adapters.auth import make_local_token
 from chalicelib.api import CORS, _body, _caller, _handled, _json, _required_body
 from chalicelib.services.uppy import UppyService
-from chalicelib.settings import get_settings
 
 uppy = Blueprint(__name__)
-
-MAX_USER_ID = 128
 
 
 def _service() -> UppyService:
@@ -86,21 +82,3 @@ def companion_upload_parameters() -> Response:
     owner = _caller()
     query = dict(uppy.current_request.query_params or {})
     return _json(200, _service().upload_parameters(owner, query))
-
-
-# --- local only ---------------------------------------------------------------------------------
-
-
-@uppy.route("/dev/token", methods=["POST"], cors=CORS)
-@_handled
-def dev_token() -> Response:
-    """An HS256 token for `{"user": ...}`, for the local upload page; 404 anywhere else."""
-    settings = get_settings()
-    if not settings.is_local or settings.auth_mode != "hs256":
-        raise errors.NotFoundError("no such route")
-    body = _required_body()
-    user = body.get("user") if isinstance(body, dict) else None
-    if not isinstance(user, str) or not user.strip() or len(user) > MAX_USER_ID:
-        raise errors.ValidationError(f"user must be a non-empty string of at most {MAX_USER_ID}")
-    token = make_local_token(user, settings.jwt_secret)
-    return _json(200, {"token": token, "userId": user})

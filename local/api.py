@@ -17,6 +17,7 @@ from chalice.local import (
 )
 
 from app import app
+from local.dev_token import dev
 
 # The local gateway's own refusals (API Gateway answers an unknown route 403), as lapse names them.
 GATEWAY_ERRORS = {
@@ -72,6 +73,7 @@ class LapseRequestHandler(ChaliceRequestHandler):
 
 
 def main() -> None:
+    app.register_blueprint(dev)  # the local stack's own route, never deployed
     host = os.environ.get("LAPSE_API_HOST", "127.0.0.1")
     port = int(os.environ.get("LAPSE_API_PORT", "8000"))
     config = Config.create(chalice_stage="local", app_name="lapse", chalice_app=app)

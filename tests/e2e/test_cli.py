@@ -25,7 +25,7 @@ def lapse(
     if token:
         env["LAPSE_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", *args],
+        [sys.executable, "-m", "lapse_cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -125,7 +125,7 @@ def test_refusals_are_readable_and_exit_1(
 def test_token_refuses_deployed_stages() -> None:
     env_stage = {**os.environ, "LAPSE_STAGE": "prod"}
     done = subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", "token", "--user", "x"],
+        [sys.executable, "-m", "lapse_cli", "token", "--user", "x"],
         cwd=ROOT,
         env=env_stage,
         capture_output=True,

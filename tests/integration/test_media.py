@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from bench.range_server import serve_directory
-from chalicelib.cli import main
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import RenderPlan, Strategy, plan_timelapse
 from chalicelib.errors import DeadlineExceeded, InvalidMediaError, RenderCancelled, RenderError
 from chalicelib.media.ffmpeg import locate_ffmpeg
 from chalicelib.media.probe import probe
 from chalicelib.media.render import RenderResult, make_poster, render_timelapse
+from lapse_cli.main import main
 
 LIMITS = Limits()
 FFMPEG = locate_ffmpeg(os.environ.get("LAPSE_FFMPEG"))

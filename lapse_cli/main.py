@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from chalicelib.client import add_client_commands
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import check_source_limits, plan_timelapse
 from chalicelib.errors import LapseError
 from chalicelib.media.ffmpeg import locate_ffmpeg
 from chalicelib.media.probe import probe
 from chalicelib.media.render import SEEK_AVAILABLE, make_poster, render_timelapse
+from lapse_cli.client import add_client_commands
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,0 +1,37 @@
+"""What Lambda runs is `app.py` and `chalicelib/`, nothing else: the CLI is its own package, and
+the local stack's `/dev/token` route is not part of the app."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_app_has_no_dev_token_route() -> None:
+    assert "/dev/token" not in app.routes
+
+
+def test_importing_the_app_loads_neither_the_cli_nor_the_local_stack() -> None:
+    # A fresh interpreter: this test session has imported everything already.
+    probe = (
+        "import json, sys, app; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert "chalicelib" in loaded
+    assert not {"lapse_cli", "local", "tests", "bench"} & set(loaded)
+
+
+def test_chalicelib_holds_no_command_line_code() -> None:
+    sources = list((ROOT / "chalicelib").rglob("*.py"))
+    assert sources
+    assert not [p for p in sources if "lapse_cli" in p.read_text() or p.stem in {"cli", "client"}]
