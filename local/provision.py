@@ -7,6 +7,9 @@ import json
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.records import create_table_request
+from chalicelib.domain import schema
+from chalicelib.domain.keys import VIDEOS_PREFIX
 from local.config import LocalStack
 
 MAX_RECEIVES = 3
@@ -64,7 +67,9 @@ def _bucket(stack: LocalStack) -> None:
                 {
                     "QueueArn": stack.queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "videos/"}]}},
+                    "Filter": {
+                        "Key": {"FilterRules": [{"Name": "prefix", "Value": VIDEOS_PREFIX}]}
+                    },
                 }
             ]
         },
@@ -74,29 +79,11 @@ def _bucket(stack: LocalStack) -> None:
 def _table(stack: LocalStack) -> None:
     dynamodb = stack.dynamodb()
     try:
-        dynamodb.create_table(
-            TableName=stack.table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "ownerProject", "AttributeType": "S"},
-                {"AttributeName": "createdAt", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "byOwnerProject",
-                    "KeySchema": [
-                        {"AttributeName": "ownerProject", "KeyType": "HASH"},
-                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        dynamodb.create_table(**create_table_request(stack.table))
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
     dynamodb.update_time_to_live(
-        TableName=stack.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+        TableName=stack.table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.TTL},
     )

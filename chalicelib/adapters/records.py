@@ -28,6 +28,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.domain import schema
 from chalicelib.domain.keys import is_timelapse_id
 from chalicelib.domain.timelapse import (
     ANY,
@@ -47,16 +48,16 @@ from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # What a listing's LastEvaluatedKey holds: the table's key and the index's keys.
-CURSOR_KEYS = ("id", "ownerProject", "createdAt")
+CURSOR_KEYS = (schema.TABLE_KEY, schema.OWNER_PROJECT, schema.CREATED_AT)
 
 
 class OwnerProjectIndex(GlobalSecondaryIndex["TimelapseModel"]):
     class Meta:
-        index_name = "byOwnerProject"
+        index_name = schema.OWNER_PROJECT_INDEX
         projection = AllProjection()
 
-    owner_project = UnicodeAttribute(hash_key=True, attr_name="ownerProject")
-    created_at = UnicodeAttribute(range_key=True, attr_name="createdAt")
+    owner_project = UnicodeAttribute(hash_key=True, attr_name=schema.OWNER_PROJECT)
+    created_at = UnicodeAttribute(range_key=True, attr_name=schema.CREATED_AT)
 
 
 class TimelapseModel(Model):
@@ -65,10 +66,10 @@ class TimelapseModel(Model):
         region = "us-east-1"
         host: str | None = None
 
-    id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(hash_key=True, attr_name=schema.TABLE_KEY)
     owner_id = UnicodeAttribute(attr_name="ownerId")
     project_id = UnicodeAttribute(attr_name="projectId")
-    owner_project = UnicodeAttribute(attr_name="ownerProject")
+    owner_project = UnicodeAttribute(attr_name=schema.OWNER_PROJECT)
     by_owner_project = OwnerProjectIndex()
     status = UnicodeAttribute()
     stage = UnicodeAttribute(null=True)
@@ -88,14 +89,36 @@ class TimelapseModel(Model):
     output: MapAttribute[str, Any] = MapAttribute(null=True)
     error: MapAttribute[str, Any] = MapAttribute(null=True)
     attempts = NumberAttribute(default=0)
-    created_at = UnicodeAttribute(attr_name="createdAt")
+    created_at = UnicodeAttribute(attr_name=schema.CREATED_AT)
     updated_at = UnicodeAttribute(attr_name="updatedAt")
     started_at = UnicodeAttribute(attr_name="startedAt", null=True)
     completed_at = UnicodeAttribute(attr_name="completedAt", null=True)
     uploaded_at = UnicodeAttribute(attr_name="uploadedAt", null=True)
     lease_owner = UnicodeAttribute(attr_name="leaseOwner", null=True)
     lease_expires_at = NumberAttribute(attr_name="leaseExpiresAt", null=True)
-    ttl = TTLAttribute(null=True)
+    ttl = TTLAttribute(null=True, attr_name=schema.TTL)
+
+
+def create_table_request(table_name: str) -> dict[str, Any]:
+    """CreateTable's arguments for the model's table (the local stack, tests): its keys and
+    indexes come from the model, so they are declared once."""
+    schema_: Any = TimelapseModel._get_schema()  # PynamoDB types it loosely
+    indexes = [
+        {
+            "IndexName": index["index_name"],
+            # DynamoDB wants the partition key first: "HASH" sorts before "RANGE".
+            "KeySchema": sorted(index["key_schema"], key=lambda k: k["KeyType"]),
+            "Projection": index["projection"],
+        }
+        for index in schema_["global_secondary_indexes"]
+    ]
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": schema_["attribute_definitions"],
+        "KeySchema": schema_["key_schema"],
+        "GlobalSecondaryIndexes": indexes,
+    }
 
 
 def bind_table(table_name: str, region: str, host: str | None) -> None:
@@ -232,7 +255,7 @@ class DynamoDBTimelapseRepository:
             timelapse.id,
             owner_id=timelapse.owner_id,
             project_id=timelapse.project_id,
-            owner_project=f"{timelapse.owner_id}#{timelapse.project_id}",
+            owner_project=schema.owner_project(timelapse.owner_id, timelapse.project_id),
             status=timelapse.status.value,
             stage=timelapse.stage.value if timelapse.stage else None,
             progress=timelapse.progress,
@@ -281,10 +304,11 @@ class DynamoDBTimelapseRepository:
         status: Status | None = None,
     ) -> tuple[list[Timelapse], str | None]:
         start = _decode_cursor(cursor) if cursor else None
-        if start is not None and start["ownerProject"]["S"] != f"{owner_id}#{project_id}":
+        partition = schema.owner_project(owner_id, project_id)
+        if start is not None and start[schema.OWNER_PROJECT]["S"] != partition:
             raise ValidationError("cursor is not one this API handed out")
         results = TimelapseModel.by_owner_project.query(
-            f"{owner_id}#{project_id}",
+            partition,
             scan_index_forward=False,
             limit=limit,
             last_evaluated_key=start,

@@ -27,6 +27,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from chalicelib.domain import schema
+from chalicelib.domain.keys import VIDEOS_PREFIX
 from stacks.chalice_app import LAMBDA_RUNTIME, ChaliceApp
 from stacks.permissions import POLICIES, Resources
 from stacks.stage import (
@@ -37,9 +39,7 @@ from stacks.stage import (
     Stage,
 )
 
-INDEX_NAME = "byOwnerProject"
 RETENTION = {14: logs.RetentionDays.TWO_WEEKS, 90: logs.RetentionDays.THREE_MONTHS}
-ORIGINALS_PREFIX = "videos/"
 
 
 class LapseStack(Stack):
@@ -185,21 +185,19 @@ class LapseStack(Stack):
         table = dynamodb.Table(
             self,
             "Timelapses",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            partition_key=_string(schema.TABLE_KEY),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute="ttl",
+            time_to_live_attribute=schema.TTL,
             deletion_protection=self.stage.name == "prod",
             removal_policy=self.removal,
         )
         table.add_global_secondary_index(
-            index_name=INDEX_NAME,
-            partition_key=dynamodb.Attribute(
-                name="ownerProject", type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(name="createdAt", type=dynamodb.AttributeType.STRING),
+            index_name=schema.OWNER_PROJECT_INDEX,
+            partition_key=_string(schema.OWNER_PROJECT),
+            sort_key=_string(schema.CREATED_AT),
             projection_type=dynamodb.ProjectionType.ALL,
         )
         return table
@@ -293,9 +291,7 @@ class LapseStack(Stack):
                     filter=s3.CfnBucket.NotificationFilterProperty(
                         s3_key=s3.CfnBucket.S3KeyFilterProperty(
                             rules=[
-                                s3.CfnBucket.FilterRuleProperty(
-                                    name="prefix", value=ORIGINALS_PREFIX
-                                )
+                                s3.CfnBucket.FilterRuleProperty(name="prefix", value=VIDEOS_PREFIX)
                             ]
                         )
                     ),
@@ -489,3 +485,7 @@ class LapseStack(Stack):
         user_pool_id.condition = use_cognito
         client_id = CfnOutput(self, "UserPoolClientId", value=client.ref)
         client_id.condition = use_cognito
+
+
+def _string(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)

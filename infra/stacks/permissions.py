@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_iam as iam
 
-ORIGINALS = "videos/"
-OUTPUTS = ("timelapses/", "posters/")
+from chalicelib.domain.keys import POSTERS_PREFIX, TIMELAPSES_PREFIX, VIDEOS_PREFIX
+
+ORIGINALS = VIDEOS_PREFIX
+OUTPUTS = (TIMELAPSES_PREFIX, POSTERS_PREFIX)
 
 MULTIPART = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
 

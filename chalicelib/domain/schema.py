@@ -1,0 +1,15 @@
+"""Names the stored layout shares with the infrastructure (infra/) and the local stack: the table's
+key and index. The PynamoDB model (adapters/records.py) declares them; the CDK stack and the local
+table are built from these and from that model, never spelled again."""
+
+from __future__ import annotations
+
+TABLE_KEY = "id"
+OWNER_PROJECT_INDEX = "byOwnerProject"
+OWNER_PROJECT = "ownerProject"  # the index's partition key: "<owner>#<project>"
+CREATED_AT = "createdAt"  # the index's sort key (ISO 8601, UTC)
+TTL = "ttl"
+
+
+def owner_project(owner_id: str, project_id: str) -> str:
+    return f"{owner_id}#{project_id}"
