@@ -1,4 +1,5 @@
-"""Builds the adapters and use cases from settings: the one seam tests replace."""
+"""Builds the adapters and use cases from settings: the one seam tests replace
+(tests/unit/test_handlers.py wires the use cases to tests/fakes.py here)."""
 
 from __future__ import annotations
 

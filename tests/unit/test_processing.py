@@ -10,26 +10,13 @@ from dataclasses import dataclass, replace
 import pytest
 
 from chalicelib.domain.limits import Limits
-from chalicelib.domain.plan import SourceInfo
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import InvalidMediaError
 from chalicelib.services import processing
 from chalicelib.services.processing import ProcessingService
-from tests.factories import TIMELAPSE_ID, a_timelapse
+from tests.factories import SOURCE, TIMELAPSE_ID, a_timelapse
 from tests.fakes import FakeMedia, FakeRecords, FakeStorage, RecordingNotifier
 
-SOURCE = SourceInfo(
-    width=1920,
-    height=1080,
-    rotation=0,
-    fps=30.0,
-    duration_seconds=600.0,
-    codec="h264",
-    format_name="mov,mp4,m4a,3gp,3g2,mj2",
-    size_bytes=1234,
-    keyframe_interval_seconds=2.0,
-    keyframe_count=300,
-)
 KEY = f"videos/{TIMELAPSE_ID}.mp4"
 
 
