@@ -41,10 +41,10 @@ from bench.range_server import LOOPBACK, S3_LIKE, Network
 from bench.render import CACHE, FFMPEG, Input, generate, usual_pipeline
 from bench.stack import MemorySampler, RunningStack, free_port, running_stack, storage_reads
 from chalicelib.adapters.auth import make_local_token
-from chalicelib.client import TERMINAL, ApiClient, Progress, upload
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import plan_timelapse
 from chalicelib.media.probe import probe
+from lapse_cli.client import TERMINAL, ApiClient, Progress, upload
 
 MiB = 1024 * 1024
 JOB_TIMEOUT_SECONDS = 3600.0
