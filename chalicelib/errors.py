@@ -65,3 +65,12 @@ class DeadlineExceeded(LapseError):
     """The function would run out of time before the render could finish."""
 
     code = "timeout"
+
+
+class UploadRefused(InvalidMediaError):
+    """The stored original is not the upload the record was made for (size, or another object);
+    `code` says which rule it broke."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -8,6 +8,7 @@ table and the real table agree).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -115,10 +116,12 @@ class FakeRecords:
         transition: Transition,
         changes: dict[str, Any],
         guard: Guard | None = None,
+        *,
+        also: Callable[[Timelapse], bool] = lambda _record: True,
     ) -> Timelapse:
         with self._lock:
             current = self.items.get(timelapse_id)
-            if current is None or not allows(transition, current, guard):
+            if current is None or not allows(transition, current, guard) or not also(current):
                 raise ConflictError(f"timelapse {timelapse_id} is not in the expected state")
             updated = replace(current, **changes, updated_at=self.clock())
             self.items[timelapse_id] = updated
@@ -135,10 +138,22 @@ class FakeRecords:
             "lease_expires_at": None,
         }
 
-    def mark_uploaded(self, timelapse_id: str, *, queue: bool) -> Timelapse:
+    def mark_uploaded(
+        self, timelapse_id: str, *, queue: bool, etag: str | None = None
+    ) -> Timelapse:
         stage = Stage.QUEUED if queue else None
-        changes = {"stage": stage, "uploaded_at": self.clock()}
+        changes: dict[str, Any] = {"stage": stage, "uploaded_at": self.clock()}
+        if etag:
+            changes["original_etag"] = etag
         return self._transition(timelapse_id, Transition.MARK_UPLOADED, changes)
+
+    def bind_client_upload(self, timelapse_id: str, upload_id: str) -> Timelapse:
+        return self._transition(
+            timelapse_id,
+            Transition.BIND_UPLOAD,
+            {"client_upload_id": upload_id},
+            also=lambda record: record.client_upload_id in {None, upload_id},
+        )
 
     def requeue(self, timelapse_id: str) -> Timelapse:
         changes = {
@@ -340,7 +355,13 @@ class FakeStorage:
         if found is None:
             return None
         data, content_type, metadata = found
-        return ObjectInfo(key, len(data), content_type, dict(metadata))
+        etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+        return ObjectInfo(key, len(data), content_type, dict(metadata), etag)
+
+    def upload_in_progress(self, key: str, upload_id: str) -> bool:
+        with self._lock:
+            upload = self.uploads.get(upload_id)
+            return upload is not None and upload.key == key
 
     def delete(self, *keys: str) -> None:
         with self._lock:

@@ -96,6 +96,8 @@ class TimelapseModel(Model):
     uploaded_at = UnicodeAttribute(attr_name="uploadedAt", null=True)
     lease_owner = UnicodeAttribute(attr_name="leaseOwner", null=True)
     lease_expires_at = NumberAttribute(attr_name="leaseExpiresAt", null=True)
+    client_upload_id = UnicodeAttribute(attr_name="clientUploadId", null=True)
+    original_etag = UnicodeAttribute(attr_name="originalEtag", null=True)
     ttl = TTLAttribute(null=True, attr_name=schema.TTL)
 
 
@@ -189,6 +191,8 @@ def to_domain(item: TimelapseModel) -> Timelapse:
         uploaded_at=_parse(item.uploaded_at),
         lease_owner=item.lease_owner,
         lease_expires_at=datetime.fromtimestamp(float(lease), UTC) if lease else None,
+        client_upload_id=item.client_upload_id,
+        original_etag=item.original_etag,
     )
 
 
@@ -352,8 +356,14 @@ class DynamoDBTimelapseRepository:
         actions: list[Action],
         transition: Transition,
         guard: Guard | None = None,
+        *,
+        also: Condition | None = None,
     ) -> Timelapse:
+        """One conditional write: the transition's rule (and `also`, a condition on fields the
+        state machine does not describe)."""
         condition = condition_for(transition, guard)
+        if also is not None:
+            condition &= also
         item = TimelapseModel(timelapse_id)
         now = utcnow()
         try:
@@ -368,15 +378,36 @@ class DynamoDBTimelapseRepository:
             raise
         return to_domain(item)
 
-    def mark_uploaded(self, timelapse_id: str, *, queue: bool) -> Timelapse:
-        """awaiting_upload → queued (or → uploaded-and-idle for process=false)."""
+    def mark_uploaded(
+        self, timelapse_id: str, *, queue: bool, etag: str | None = None
+    ) -> Timelapse:
+        """awaiting_upload → queued (or → uploaded-and-idle for process=false); `etag` names the
+        object accepted, so that only it is ever rendered."""
         stage = (
             TimelapseModel.stage.set(Stage.QUEUED.value) if queue else TimelapseModel.stage.remove()
         )
+        accepted = TimelapseModel.original_etag.set(etag) if etag else None
         return self._update(
             timelapse_id,
-            [stage, TimelapseModel.uploaded_at.set(_iso(utcnow()))],
+            [
+                stage,
+                TimelapseModel.uploaded_at.set(_iso(utcnow())),
+                *([accepted] if accepted else []),
+            ],
             Transition.MARK_UPLOADED,
+        )
+
+    def bind_client_upload(self, timelapse_id: str, upload_id: str) -> Timelapse:
+        """Make `upload_id` the record's one client multipart upload: set at its first sight,
+        refused (ConflictError) once another is bound or the upload is over."""
+        unbound = TimelapseModel.client_upload_id.does_not_exist() | (
+            TimelapseModel.client_upload_id == upload_id
+        )
+        return self._update(
+            timelapse_id,
+            [TimelapseModel.client_upload_id.set(upload_id)],
+            Transition.BIND_UPLOAD,
+            also=unbound,
         )
 
     def requeue(self, timelapse_id: str) -> Timelapse:

@@ -122,6 +122,16 @@ class S3Storage:
                 raise NotFoundError("the multipart upload is gone (completed or aborted)") from exc
             raise
 
+    def upload_in_progress(self, key: str, upload_id: str) -> bool:
+        """True while this multipart upload is open (neither completed nor aborted)."""
+        try:
+            self._client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
+        except ClientError as exc:
+            if _missing(exc):
+                return False
+            raise
+        return True
+
     def complete_multipart(
         self, key: str, upload_id: str, parts: Iterable[tuple[int, str]]
     ) -> None:
@@ -163,6 +173,7 @@ class S3Storage:
             size=int(answer["ContentLength"]),
             content_type=answer.get("ContentType"),
             metadata=dict(answer.get("Metadata", {})),
+            etag=answer.get("ETag"),
         )
 
     def delete(self, *keys: str) -> None:

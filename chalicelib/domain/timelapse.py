@@ -88,6 +88,10 @@ class Timelapse:
     uploaded_at: datetime | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    # The one multipart upload a client opened through the Uppy routes; no other counts.
+    client_upload_id: str | None = None
+    # The original's ETag when its upload was accepted: a later object on the key is another.
+    original_etag: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -147,6 +151,7 @@ class Transition(StrEnum):
     """Every change of a record after it is created; each is one conditional write."""
 
     MARK_UPLOADED = "mark_uploaded"  # the original landed: queue it (or leave it idle)
+    BIND_UPLOAD = "bind_upload"  # the one client multipart upload is named (Uppy routes)
     REQUEUE = "requeue"  # POST /process on a failed, cancelled or idle one
     CLAIM = "claim"  # a worker takes it (or takes over one whose lease ran out)
     HEARTBEAT = "heartbeat"  # the owning worker extends its lease, writes stage and progress
@@ -184,6 +189,7 @@ _OWNED = From(Status.PROCESSING, owned=True)
 
 TRANSITIONS: dict[Transition, tuple[From, ...]] = {
     Transition.MARK_UPLOADED: (From(Status.PENDING, Stage.AWAITING_UPLOAD),),
+    Transition.BIND_UPLOAD: (From(Status.PENDING, Stage.AWAITING_UPLOAD),),
     # Idle: uploaded with `process: false` (pending, no stage).
     Transition.REQUEUE: (From(Status.FAILED), From(Status.CANCELLED), From(Status.PENDING, None)),
     Transition.CLAIM: (

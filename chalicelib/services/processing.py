@@ -20,7 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.adapters.storage import MULTIPART_THRESHOLD
+from chalicelib.adapters.storage import MULTIPART_THRESHOLD, ObjectInfo
 from chalicelib.domain.keys import poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import check_source_limits, plan_timelapse
@@ -30,11 +30,13 @@ from chalicelib.errors import (
     InvalidMediaError,
     LapseError,
     RenderCancelled,
+    UploadRefused,
 )
 from chalicelib.logs import logger, metrics
 from chalicelib.media.probe import probe
 from chalicelib.media.render import SEEK_AVAILABLE, make_poster, render_timelapse
 from chalicelib.services.ports import Notifier, Storage, TimelapseRepository
+from chalicelib.services.uploads import acceptance_refusal, original_refusal
 
 PROGRESS_WRITE_SECONDS = 2.0
 INTERNAL_ERROR = ErrorInfo(
@@ -164,10 +166,13 @@ class ProcessingService:
             logger.info("no record for uploaded object; ignored", extra={"key": key})
             return
         if timelapse.status is Status.PENDING and timelapse.stage is Stage.AWAITING_UPLOAD:
-            if not self._accept_upload(timelapse):
+            accepted = self._accept_upload(timelapse)
+            if accepted is None:
                 return
             try:
-                timelapse = self.records.mark_uploaded(timelapse_id, queue=timelapse.process)
+                timelapse = self.records.mark_uploaded(
+                    timelapse_id, queue=timelapse.process, etag=accepted.etag
+                )
             except ConflictError:
                 logger.info("upload already accepted (duplicate event)")
                 return
@@ -175,19 +180,16 @@ class ProcessingService:
                 return
         self.run(timelapse_id, deadline)
 
-    def _accept_upload(self, timelapse: Timelapse) -> bool:
+    def _accept_upload(self, timelapse: Timelapse) -> ObjectInfo | None:
         """Server-side checks on what the client uploaded; a refusal fails the record."""
         found = self.storage.head(timelapse.original_video_key)
         if found is None:
-            return False  # a stale event for an object already gone
-        if found.size != timelapse.size_bytes:
-            message = (
-                f"The uploaded file has {found.size} bytes but {timelapse.size_bytes} were "
-                "declared; upload the file again."
-            )
-            self._refuse(timelapse, ErrorInfo("size_mismatch", message))
-            return False
-        return True
+            return None  # a stale event for an object already gone
+        refusal = acceptance_refusal(timelapse, found, self.storage, self.limits)
+        if refusal is not None:
+            self._refuse(timelapse, refusal)
+            return None
+        return found
 
     def _refuse(self, timelapse: Timelapse, error: ErrorInfo) -> None:
         try:
@@ -290,12 +292,20 @@ class ProcessingService:
         self.notifier.timelapse_ended(failed)
         return failed
 
+    def _stored_original(self, timelapse: Timelapse) -> ObjectInfo:
+        """The original, checked again just before it is read: whatever path queued the record,
+        only the upload it was made for is rendered."""
+        found = self.storage.head(timelapse.original_video_key)
+        refusal = original_refusal(timelapse, found, self.limits)
+        if refusal is not None:
+            raise UploadRefused(refusal.code, refusal.message)
+        assert found is not None
+        return found
+
     def _render_and_upload(
         self, timelapse: Timelapse, heartbeat: Heartbeat, work_dir: Path, deadline: float | None
     ) -> dict[str, Any]:
-        original = self.storage.head(timelapse.original_video_key)
-        if original is None:
-            raise InvalidMediaError("The uploaded video is gone from storage; upload it again.")
+        original = self._stored_original(timelapse)
         url = self.storage.presign_get(timelapse.original_video_key, self.download_url_seconds).url
         source = probe(url, ffmpeg=self.ffmpeg)
         source_api = {**source.as_api(), "sizeBytes": original.size}

@@ -6,6 +6,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.adapters.storage import ObjectInfo
 from chalicelib.domain import requests
 from chalicelib.domain.keys import new_timelapse_id as _new_id
 from chalicelib.domain.keys import original_key, poster_key, timelapse_key
@@ -25,6 +26,7 @@ from chalicelib.domain.timelapse import (
 )
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.services.ports import Notifier, Storage, TimelapseRepository, WorkQueue
+from chalicelib.services.uploads import acceptance_refusal
 
 FIRST_PART_URLS = 100
 CANCELLED = ErrorInfo("cancelled", "Cancelled by its owner.")
@@ -229,12 +231,12 @@ class TimelapseService:
                 return now
             raise ConflictError(f"a {now.status.value} timelapse cannot be cancelled") from None
         if timelapse.stage is Stage.AWAITING_UPLOAD:
-            self._abort_client_uploads(timelapse)
+            self.abort_client_uploads(timelapse)
         # A running worker sees the cancel at its next heartbeat, stops ffmpeg and cleans up.
         self.notifier.timelapse_ended(cancelled)
         return cancelled
 
-    def _abort_client_uploads(self, timelapse: Timelapse) -> None:
+    def abort_client_uploads(self, timelapse: Timelapse) -> None:
         """Abort every multipart upload in flight to the original's key: the one the API opened,
         and any a client opened itself with presigned requests (Uppy 6), which the record never
         learns the id of."""
@@ -260,26 +262,32 @@ class TimelapseService:
                 f"the timelapse is {state}; only a failed, cancelled or idle one "
                 "can be processed again"
             )
-        self._require_original(timelapse)
+        found = self._require_original(timelapse)
+        refusal = acceptance_refusal(timelapse, found, self.storage, self.limits)
+        if refusal is not None:
+            raise ConflictError(f"the stored original cannot be processed: {refusal.message}")
         requeued = self.records.requeue(timelapse_id)
         self.queue.send_process(timelapse_id)
         return requeued
 
-    def _require_original(self, timelapse: Timelapse) -> int:
+    def _require_original(self, timelapse: Timelapse) -> ObjectInfo:
         found = self.storage.head(timelapse.original_video_key)
         if found is None:
             raise ConflictError("no original video has been uploaded for this timelapse")
-        return found.size
+        return found
 
     def _queue_uploaded(self, timelapse: Timelapse, *, queue: bool) -> Timelapse:
         """awaiting_upload → queued (or idle) once the object is really there (no bucket events)."""
-        size = self._require_original(timelapse)
-        if size != timelapse.size_bytes:
+        found = self._require_original(timelapse)
+        if found.size != timelapse.size_bytes:
             raise ConflictError(
-                f"storage holds {size} bytes, not the declared {timelapse.size_bytes}: "
+                f"storage holds {found.size} bytes, not the declared {timelapse.size_bytes}: "
                 "the upload is not finished"
             )
-        uploaded = self.records.mark_uploaded(timelapse.id, queue=queue)
+        refusal = acceptance_refusal(timelapse, found, self.storage, self.limits)
+        if refusal is not None:
+            raise ConflictError(f"the stored original cannot be processed: {refusal.message}")
+        uploaded = self.records.mark_uploaded(timelapse.id, queue=queue, etag=found.etag)
         if queue:
             self.queue.send_process(timelapse.id)
         return uploaded
@@ -291,7 +299,7 @@ class TimelapseService:
             with contextlib.suppress(ConflictError, NotFoundError):
                 self.cancel(owner_id, timelapse_id)
         timelapse = self.records.get(timelapse_id) or timelapse
-        self._abort_client_uploads(timelapse)
+        self.abort_client_uploads(timelapse)
         self.records.delete(timelapse_id)
         # The fixed output keys, not the record's: a worker may have written them before it lost.
         self.storage.delete(

@@ -8,8 +8,9 @@ the server to open the multipart upload and to complete it.
 Either way a timelapse is created by `TimelapseService.create`, with one difference: Uppy splits
 the file itself, so the record is made for a single upload and lapse opens no multipart upload of
 its own. A request about an upload in progress is authorised by its key: the key must be the
-original of one of the caller's own timelapses; S3 binds an uploadId to one key, so any uploadId
-on that key belongs to that timelapse.
+original of one of the caller's own timelapses, and the uploadId the one multipart upload bound to
+that timelapse (at create for Companion, at its first request for Uppy 6): storage other than S3
+may not check that an uploadId belongs to the key it is sent with, so lapse checks it itself.
 """
 
 from __future__ import annotations
@@ -134,21 +135,42 @@ class UppyService:
         return timelapse
 
     def _uploading(self, owner_id: str, key: str, upload_id: str) -> Timelapse:
-        """The caller's timelapse that still awaits this upload.
+        """The caller's timelapse that still awaits this upload, its one bound upload.
 
         Once the timelapse is over (cancelled through the API, say), the browser's multipart
-        upload is aborted here, at its next request: lapse never stored its uploadId.
+        upload is aborted here, at its next request.
         """
-        timelapse = self._owned(owner_id, key)
+        timelapse = self._bound(self._owned(owner_id, key), upload_id)
         if timelapse.status is Status.PENDING and timelapse.stage is Stage.AWAITING_UPLOAD:
             return timelapse
         self.timelapses.storage.abort_multipart(key, upload_id)
         raise ConflictError(f"the upload is over: the timelapse is {timelapse.status.value}")
 
+    def _bound(self, timelapse: Timelapse, upload_id: str) -> Timelapse:
+        """The record with `upload_id` as its one client upload: bound at first sight while the
+        upload is awaited; any other uploadId (another's, or a second upload opened with the same
+        signed request) is unknown here, as storage need not refuse a mismatched key itself."""
+        if timelapse.client_upload_id is None and timelapse.stage is not Stage.AWAITING_UPLOAD:
+            # Over before its upload was ever seen: whatever is open on this key goes.
+            self.timelapses.abort_client_uploads(timelapse)
+            raise ConflictError(f"the upload is over: the timelapse is {timelapse.status.value}")
+        if timelapse.client_upload_id is None:
+            try:
+                timelapse = self.timelapses.records.bind_client_upload(timelapse.id, upload_id)
+            except ConflictError:
+                timelapse = self.timelapses.records.get_owned(timelapse.id, timelapse.owner_id)
+        if timelapse.client_upload_id != upload_id:
+            raise NotFoundError(f"no upload {upload_id!r} for key {timelapse.original_video_key!r}")
+        return timelapse
+
     def _abort(self, owner_id: str, key: str, upload_id: str) -> Timelapse:
         """Aborting an upload cancels its timelapse; the multipart upload is aborted here too, so
         storage is clean even if the browser's own DELETE never arrives."""
         timelapse = self._owned(owner_id, key)
+        if timelapse.client_upload_id is None and timelapse.stage is not Stage.AWAITING_UPLOAD:
+            self.timelapses.abort_client_uploads(timelapse)
+            return self.timelapses.cancel(owner_id, timelapse.id)
+        timelapse = self._bound(timelapse, upload_id)
         cancelled = self.timelapses.cancel(owner_id, timelapse.id)
         self.timelapses.storage.abort_multipart(key, upload_id)
         return cancelled
@@ -225,6 +247,7 @@ class UppyService:
                 "file-size": str(timelapse["sizeBytes"]),
             },
         )
+        self.timelapses.records.bind_client_upload(timelapse["id"], upload_id)
         return {
             "key": key,
             "uploadId": upload_id,

@@ -81,7 +81,7 @@ class WatchdogService:
         if found is None or found.size != timelapse.size_bytes:
             return
         try:
-            self.records.mark_uploaded(timelapse.id, queue=timelapse.process)
+            self.records.mark_uploaded(timelapse.id, queue=timelapse.process, etag=found.etag)
         except ConflictError:
             return  # the event (or the owner) got there first
         if timelapse.process:

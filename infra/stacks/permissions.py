@@ -118,7 +118,9 @@ def processor_policy(res: Resources) -> list[iam.PolicyStatement]:
             _bucket_listing(res.bucket_arn),
             _statement(
                 "ReadAndRefuseOriginals",
-                ["s3:GetObject", "s3:DeleteObject"],
+                # ListMultipartUploadParts: is the client's bound upload still open (then the
+                # object did not come from it)?
+                ["s3:GetObject", "s3:DeleteObject", "s3:ListMultipartUploadParts"],
                 _objects(res.bucket_arn, ORIGINALS),
             ),
             _statement(

@@ -8,6 +8,9 @@ Categories: malformed requests, filenames, path parameters.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -173,3 +176,133 @@ BAD_CALLBACKS = [
 def test_callbacks_to_non_public_addresses_are_refused(alice: Api, url: str) -> None:
     answer = alice.request("POST", "/timelapses", json={**VALID, "callbackUrl": url})
     assert "callbackUrl" in refused(answer, 400)["message"]
+
+
+# --- Uppy uploads: an uploadId counts only for the record it is bound to -----------------------
+
+
+def _xml(text: str, tag: str) -> str:
+    match = re.search(rf"<{tag}>([^<]+)</{tag}>", text)
+    assert match, text
+    return match.group(1)
+
+
+def _sign(api: Api, **body: Any) -> requests.Response:
+    return api.request("POST", "/uploads/sign", json=body)
+
+
+def _uppy6_open(api: Api, size: int) -> tuple[str, str, str, str]:
+    """Uppy 6's create: (timelapse id, key, the signed CreateMultipartUpload URL, its uploadId)."""
+    created = _sign(api, method="POST", key="k.mp4", projectId="p-sec", contentType="video/mp4",
+                    sizeBytes=size).json()  # fmt: skip
+    opened = requests.post(created["url"], headers={"Content-Type": "video/mp4"}, timeout=30)
+    assert opened.status_code == 200, opened.text
+    return created["timelapseId"], created["key"], created["url"], _xml(opened.text, "UploadId")
+
+
+def _companion_open(api: Api, size: int) -> tuple[str, str, str]:
+    body = {"filename": "a.mp4", "type": "video/mp4",
+            "metadata": {"projectId": "p-sec", "sizeBytes": str(size)}}  # fmt: skip
+    opened = api.request("POST", "/s3/multipart", json=body).json()
+    return opened["timelapseId"], opened["key"], opened["uploadId"]
+
+
+def test_another_users_upload_id_is_unknown_on_every_uppy_route(
+    stack: RunningStack, alice: Api, bob: Api
+) -> None:
+    # Given Alice's open upload (Uppy 6, one part sent) and Bob's own Companion upload
+    a_id, a_key, _, a_upload = _uppy6_open(alice, 1000)
+    part = _sign(alice, method="PUT", key=a_key, uploadId=a_upload, partNumber=1).json()
+    assert requests.put(part["url"], data=b"a" * 1000, timeout=30).status_code == 200
+    _, b_key, b_upload = _companion_open(bob, 1000)
+    # When Bob names Alice's uploadId with his own key, on every route that takes one
+    tries: list[tuple[str, str, Any]] = [
+        ("GET", f"/s3/multipart/{quote(a_upload, safe='')}?key={quote(b_key)}", None),
+        ("GET", f"/s3/multipart/{quote(a_upload, safe='')}/1?key={quote(b_key)}", None),
+        (
+            "POST",
+            f"/s3/multipart/{quote(a_upload, safe='')}/complete?key={quote(b_key)}",
+            {"parts": [{"PartNumber": 1, "ETag": "x"}]},
+        ),
+        ("DELETE", f"/s3/multipart/{quote(a_upload, safe='')}?key={quote(b_key)}", None),
+    ]
+    for method in ("PUT", "GET", "POST", "DELETE"):
+        sign = {"method": method, "key": b_key, "uploadId": a_upload, "partNumber": 2}
+        tries.append(("POST", "/uploads/sign", sign))
+    # Then each is a 404, and Alice's upload and record are untouched
+    for method, path, body in tries:
+        refused(bob.request(method, path, json=body), 404)
+    listed = stack.config.s3().list_parts(Bucket=stack.config.bucket, Key=a_key, UploadId=a_upload)
+    assert [p["PartNumber"] for p in listed["Parts"]] == [1]
+    assert alice.get(a_id)["status"] == "pending"
+    # And Bob's own upload still works for Bob
+    assert bob.request("GET", f"/s3/multipart/{b_upload}?key={quote(b_key)}").status_code == 200
+
+
+def test_a_second_upload_from_the_same_signed_create_does_not_count(
+    stack: RunningStack, alice: Api
+) -> None:
+    # Given an Uppy 6 upload whose first uploadId is bound by its first part
+    tid, key, create_url, first = _uppy6_open(alice, 1000)
+    assert _sign(alice, method="PUT", key=key, uploadId=first, partNumber=1).status_code == 200
+    # When the signed CreateMultipartUpload is sent again (local storage does not check
+    # signatures, so it opens a second upload on the same key)
+    again = requests.post(create_url, headers={"Content-Type": "video/mp4"}, timeout=30)
+    second = _xml(again.text, "UploadId")
+    assert second != first
+    # Then nothing is signed for the second one
+    for method in ("PUT", "GET", "POST", "DELETE"):
+        body = {"method": method, "key": key, "uploadId": second, "partNumber": 1}
+        refused(_sign(alice, **body), 404)
+    # And an object completed from it anyway (no signature needed locally) is not rendered: the
+    # bound upload is still open, so the object came from elsewhere
+    s3, bucket = stack.config.s3(), stack.config.bucket
+    sent = s3.upload_part(Bucket=bucket, Key=key, UploadId=second, PartNumber=1, Body=b"x" * 1000)
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=second,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": sent["ETag"]}]},
+    )
+    failed = alice.wait_for(tid)
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["code"] == "upload_mismatch"
+
+
+def test_process_rechecks_the_stored_object_before_any_render(
+    stack: RunningStack, alice: Api, clip_5s: Path
+) -> None:
+    # Given a record for 1000 bytes that failed (its oversized upload refused and deleted)
+    created = alice.create(1000, process=False)
+    tid = created["timelapse"]["id"]
+    data = clip_5s.read_bytes()
+    requests.put(created["upload"]["url"], data=data, headers=created["upload"]["headers"],
+                 timeout=30)  # fmt: skip
+    assert alice.wait_for(tid)["error"]["code"] == "size_mismatch"
+    # When another object lands on its key (a reused URL) and the owner asks to process it
+    requests.put(created["upload"]["url"], data=data, headers=created["upload"]["headers"],
+                 timeout=30)  # fmt: skip
+    answer = alice.request("POST", f"/timelapses/{tid}/process")
+    # Then it is refused, and nothing was rendered
+    assert "1000" in refused(answer, 409)["message"]
+    record = alice.get(tid)
+    assert record["status"] == "failed"
+    assert record["output"] is None
+
+
+def test_an_accepted_original_replaced_later_is_not_rendered(
+    stack: RunningStack, alice: Api, clip_5s: Path
+) -> None:
+    # Given an upload accepted and left idle (process=false)
+    data = clip_5s.read_bytes()
+    created = alice.submit(clip_5s, process=False)
+    tid = created["timelapse"]["id"]
+    alice.wait_for(tid, lambda record: record["stage"] is None)
+    # When another file of the same size replaces its original, then the owner processes it
+    stack.config.s3().put_object(Bucket=stack.config.bucket,
+                                 Key=created["timelapse"]["originalVideoKey"],
+                                 Body=bytes(reversed(data)))  # fmt: skip
+    answer = alice.request("POST", f"/timelapses/{tid}/process")
+    # Then it is refused: only the object accepted for the record is ever rendered
+    assert "not the one accepted" in refused(answer, 409)["message"]
+    assert alice.get(tid)["status"] == "pending"

@@ -80,6 +80,8 @@ def test_processor_reads_originals_but_cannot_write_them(s3_stack):
     video = s3_stack.bucket_object("videos/abc.mp4")
     assert s3_stack.allows("process_uploads", "s3:GetObject", video)
     assert s3_stack.allows("process_uploads", "s3:DeleteObject", video)  # refused uploads
+    # Whether a client's bound multipart upload is still open (then it did not make the object)
+    assert s3_stack.allows("process_uploads", "s3:ListMultipartUploadParts", video)
     for action in WRITES:
         assert not s3_stack.allows("process_uploads", action, video), action
 

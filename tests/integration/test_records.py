@@ -628,3 +628,27 @@ def test_a_cursor_into_another_owners_project_is_refused(
     except ValidationError:
         items = []
     assert all(item.owner_id == thief for item in items)
+
+
+# --- the one client upload of a record (Uppy routes) ---------------------------------------------
+
+
+def test_a_client_upload_is_bound_once_and_only_while_awaited(
+    repository: DynamoDBTimelapseRepository, new_record: NewRecord
+) -> None:
+    record = new_record()
+    # Given the first uploadId seen for the record, bound
+    assert repository.bind_client_upload(record.id, "up-1").client_upload_id == "up-1"
+    # Then binding it again is harmless, and another is refused
+    assert repository.bind_client_upload(record.id, "up-1").client_upload_id == "up-1"
+    with pytest.raises(ConflictError):
+        repository.bind_client_upload(record.id, "up-2")
+    # And once the upload is over, nothing more is bound
+    other = new_record()
+    repository.mark_uploaded(other.id, queue=True, etag='"abc"')
+    with pytest.raises(ConflictError):
+        repository.bind_client_upload(other.id, "up-3")
+    accepted = repository.get(other.id)
+    assert accepted is not None
+    assert accepted.original_etag == '"abc"'
+    assert accepted.client_upload_id is None

@@ -47,6 +47,7 @@ Write = Callable[[DynamoDBTimelapseRepository, str, datetime], Timelapse]
 
 WRITES: dict[Transition, Write] = {
     Transition.MARK_UPLOADED: lambda repo, tid, _now: repo.mark_uploaded(tid, queue=True),
+    Transition.BIND_UPLOAD: lambda repo, tid, _now: repo.bind_client_upload(tid, "upload-1"),
     Transition.REQUEUE: lambda repo, tid, _now: repo.requeue(tid),
     Transition.CLAIM: lambda repo, tid, _now: repo.claim(
         tid, "w-new", 60, max_attempts=MAX_ATTEMPTS

@@ -227,6 +227,16 @@ class FakeRecords:
         ]
         return found[:limit], "next-page" if len(found) > limit else None
 
+    def bind_client_upload(self, timelapse_id: str, upload_id: str) -> Timelapse:
+        found = self.items[timelapse_id]
+        if found.stage is not Stage.AWAITING_UPLOAD or found.client_upload_id not in {
+            None,
+            upload_id,
+        }:
+            raise errors.ConflictError("another upload is bound")
+        self.items[timelapse_id] = replace(found, client_upload_id=upload_id)
+        return self.items[timelapse_id]
+
     def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
         cancelled = replace(
             self.items[timelapse_id], status=Status.CANCELLED, stage=None, error=error
