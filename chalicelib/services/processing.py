@@ -20,7 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.adapters.storage import MULTIPART_THRESHOLD, ObjectInfo
+from chalicelib.adapters.storage import MULTIPART_THRESHOLD
 from chalicelib.domain.keys import poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import check_source_limits, plan_timelapse
@@ -35,7 +35,7 @@ from chalicelib.errors import (
 from chalicelib.logs import logger, metrics
 from chalicelib.media.probe import probe
 from chalicelib.media.render import SEEK_AVAILABLE, make_poster, render_timelapse
-from chalicelib.services.ports import Notifier, Storage, TimelapseRepository
+from chalicelib.services.ports import Notifier, ObjectInfo, Storage, TimelapseRepository
 from chalicelib.services.uploads import acceptance_refusal, original_refusal
 
 PROGRESS_WRITE_SECONDS = 2.0

@@ -6,7 +6,6 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.adapters.storage import ObjectInfo
 from chalicelib.domain import requests
 from chalicelib.domain.keys import new_timelapse_id as _new_id
 from chalicelib.domain.keys import original_key, poster_key, timelapse_key
@@ -25,7 +24,7 @@ from chalicelib.domain.timelapse import (
     utcnow,
 )
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
-from chalicelib.services.ports import Notifier, Storage, TimelapseRepository, WorkQueue
+from chalicelib.services.ports import Notifier, ObjectInfo, Storage, TimelapseRepository, WorkQueue
 from chalicelib.services.uploads import acceptance_refusal
 
 FIRST_PART_URLS = 100

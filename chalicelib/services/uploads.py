@@ -4,10 +4,9 @@ watchdog's recovery, and the worker itself just before it reads the file)."""
 
 from __future__ import annotations
 
-from chalicelib.adapters.storage import ObjectInfo
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import ErrorInfo, Timelapse
-from chalicelib.services.ports import Storage
+from chalicelib.services.ports import ObjectInfo, Storage
 
 
 def original_refusal(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.storage import ObjectInfo
 from chalicelib.domain.limits import Limits
+from chalicelib.services.ports import ObjectInfo
 from chalicelib.services.uploads import acceptance_refusal, original_refusal
 from tests.factories import a_timelapse
 
