@@ -163,7 +163,20 @@ def _source_schema() -> Schema:
             "codec": _string("The video codec, as ffmpeg names it (e.g. `h264`)."),
             "sizeBytes": _integer("The stored original's size.", minimum=1),
             "rotation": _integer("Clockwise rotation a player applies.", enum=[0, 90, 180, 270]),
+            "mirrored": _bool(
+                "Mirrored after the rotation (front cameras); the timelapse is shown as a player "
+                "shows the original."
+            ),
+            "hdr": _nullable(
+                _enum(
+                    ["hlg", "pq"],
+                    "HDR transfer (PQ includes HDR10 and Dolby Vision 8.1); "
+                    "the timelapse is tone-mapped to SDR BT.709.",
+                )
+            ),
         },
+        # mirrored and hdr came later: records probed before them lack the two
+        required=["width", "height", "fps", "durationSeconds", "codec", "sizeBytes", "rotation"],
         description="What probing the original found.",
     )
 

@@ -22,17 +22,22 @@ from tests.support import FFMPEG
 SECONDS = 4
 FPS = 30
 # lavfi sources: the moving test pattern and a tone for the kinds that carry audio.
-_PATTERN = "testsrc2=size={w}x{h}:rate={fps}:duration={seconds}"
+# The white box (bottom left) tells every turn and mirror apart; testsrc2's bars alone are
+# nearly the same upside down.
+_PATTERN = (
+    "{pattern}=size={w}x{h}:rate={fps}:duration={seconds},"
+    "drawbox=x=0:y=ih*3/4:w=iw/3:h=ih/4:color=white:t=fill"
+)
 _TONE = f"sine=frequency=440:duration={SECONDS}"
-# SDR BT.709 → HDR: to linear light (SDR white at 100 nits), BT.2020 primaries, then the
-# transfer. What a phone's HDR picture of the same scene would roughly hold.
+# SDR BT.709 → HDR: to linear light, BT.2020 primaries, then the transfer, with SDR white at
+# HDR reference white (203 nits, ITU-R BT.2408): what a phone's HDR picture of the scene holds.
 _SDR_IN = (
     "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
     "setparams=colorspace=bt709:color_trc=bt709:color_primaries=bt709:range=tv"
 )
 _TO_HDR = (
-    _SDR_IN + ",zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt2020,"
-    "zscale=t={trc}:m=bt2020nc:r=tv,format=yuv420p10le"
+    _SDR_IN + ",zscale=t=linear:npl=203,format=gbrpf32le,zscale=p=bt2020:npl=203,"
+    "zscale=t={trc}:m=bt2020nc:r=tv:npl=203,format=yuv420p10le"
 )
 
 
@@ -50,6 +55,7 @@ class Kind:
     mirrored: bool = False
     rotation: int = 0  # clockwise degrees a player turns the stored picture
     seconds: float = SECONDS
+    pattern: str = "testsrc2"  # testsrc2 rounds sizes to even; testsrc draws odd ones
 
     def build(self, directory: Path) -> Path:
         path = directory / self.filename
@@ -73,7 +79,8 @@ def run(*args: str) -> None:
 
 def _pattern(kind: Kind, *, fps: int = FPS) -> list[str]:
     w, h = kind.display
-    return ["-f", "lavfi", "-i", _PATTERN.format(w=w, h=h, fps=fps, seconds=kind.seconds)]
+    source = _PATTERN.format(pattern=kind.pattern, w=w, h=h, fps=fps, seconds=kind.seconds)
+    return ["-f", "lavfi", "-i", source]
 
 
 def _tone() -> list[str]:
@@ -161,10 +168,10 @@ def make_browser_webm(kind: Kind, path: Path) -> None:
 
 
 def make_vfr(kind: Kind, path: Path) -> None:
-    """Variable frame rate with audio, as phones write: frames 1/30 s and 1/10 s apart in turn."""
+    """Variable frame rate with audio, as phones write: 30 and 15 frames a second in turn."""
     run(
         *_pattern(kind), *_tone(),
-        "-vf", "select='not(mod(n\\,4))+lt(mod(t\\,2)\\,1)'",
+        "-vf", "select='not(mod(n\\,2))+lt(mod(t\\,2)\\,1)'",
         "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-shortest", str(path),
     )  # fmt: skip
@@ -190,14 +197,14 @@ def make_mjpeg_avi(kind: Kind, path: Path) -> None:
     )  # fmt: skip
 
 
-def _h264(*extra: str, gop: int = FPS) -> Callable[[Kind, Path], None]:
+def h264(*extra: str, gop: int = FPS) -> Callable[[Kind, Path], None]:
     return lambda kind, path: make_h264(kind, path, extra=extra, gop=gop)
 
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in [
-        Kind("mp4", "phone.mp4", "video/mp4", "H.264 MP4", (320, 180), _h264()),
+        Kind("mp4", "phone.mp4", "video/mp4", "H.264 MP4", (320, 180), h264()),
         Kind(
             "hlg-portrait", "iphone-hdr.mov", "video/quicktime",
             "HEVC 10-bit HLG BT.2020 MOV, portrait (iPhone HDR)", (180, 320), make_hdr,
@@ -207,7 +214,7 @@ KINDS: dict[str, Kind] = {
              hdr="pq"),
         Kind(
             "front-camera", "selfie.mov", "video/quicktime",
-            "H.264 MOV, portrait and mirrored (front camera)", (180, 320), _h264(),
+            "H.264 MOV, portrait and mirrored (front camera)", (180, 320), h264(),
             rotation=90, mirrored=True,
         ),
         Kind("mts", "00001.MTS", "video/mp2t", "AVCHD .MTS: H.264 + AAC in MPEG-TS", (320, 180),
@@ -217,7 +224,7 @@ KINDS: dict[str, Kind] = {
         Kind("browser-webm", "recording.webm", "video/webm",
              "Browser recording: WebM VP8, no duration, no cues", (320, 180), make_browser_webm),
         Kind("fragmented", "fragmented.mp4", "video/mp4", "Fragmented MP4", (320, 180),
-             _h264("-pix_fmt", "yuv420p", "-movflags", "+frag_keyframe+empty_moov")),
+             h264("-pix_fmt", "yuv420p", "-movflags", "+frag_keyframe+empty_moov")),
         Kind("long-gop-mkv", "screen.mkv", "video/x-matroska",
              "MKV, one keyframe in the whole clip", (320, 180), make_long_gop_mkv),
         Kind("vfr", "vfr.mp4", "video/mp4", "Variable frame rate with audio", (320, 180),
@@ -228,8 +235,8 @@ KINDS: dict[str, Kind] = {
              make_mjpeg_avi),
         Kind("odd-size", "odd.mkv", "application/octet-stream",
              "Odd size 331x187 (4:4:4 MKV), labelled application/octet-stream", (331, 187),
-             _h264("-pix_fmt", "yuv444p")),
-        Kind("yuv444", "444.mp4", "video/mp4", "H.264 4:4:4", (320, 180), _h264("-pix_fmt",
+             h264("-pix_fmt", "yuv444p"), pattern="testsrc"),
+        Kind("yuv444", "444.mp4", "video/mp4", "H.264 4:4:4", (320, 180), h264("-pix_fmt",
              "yuv444p")),
     ]
 }  # fmt: skip

@@ -21,9 +21,10 @@ last frame of each window) or "t - prev_selected_t >= interval" (drifts to fewer
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chalicelib.domain.color import ColorInfo
 from chalicelib.domain.limits import Limits
 from chalicelib.errors import InvalidMediaError
 
@@ -58,6 +59,9 @@ class SourceInfo:
     keyframe_count: int | None = None
     stream_index: int = 0
     bitrate_bps: int | None = None
+    # Mirrored after the rotation (front cameras); the size is that of the rotation alone.
+    mirrored: bool = False
+    color: ColorInfo = field(default_factory=ColorInfo)
 
     @property
     def estimated_bytes(self) -> float | None:
@@ -85,6 +89,8 @@ class SourceInfo:
             "codec": self.codec,
             "sizeBytes": self.size_bytes,
             "rotation": self.rotation,
+            "mirrored": self.mirrored,
+            "hdr": self.color.hdr,
         }
 
 
@@ -113,6 +119,12 @@ class RenderPlan:
     rotation: int = 0
     # The demuxer to name when opening the source ("seek" opens it with PyAV, not the ffmpeg CLI).
     input_format: str | None = None
+    # Mirrored after the rotation; paths that do not autorotate apply it with the rotation.
+    mirrored: bool = False
+    # The source's colours: HDR is tone-mapped and every picture converted to BT.709.
+    color: ColorInfo = field(default_factory=ColorInfo)
+    # The stored picture's height (picks the matrix of an untagged source: SD or HD).
+    source_height: int = 0
 
     def sample_times(self) -> list[float]:
         """Seconds from the source's start of each kept sample ("seek"): the window starts.
@@ -203,6 +215,9 @@ def plan_timelapse(
         download_first=source.format_name == "avi",
         rotation=source.rotation,
         input_format=source.format_name.split(",")[0] or None,
+        mirrored=source.mirrored,
+        color=source.color,
+        source_height=source.height,
     )
 
 
@@ -245,6 +260,8 @@ def _strategy(source: SourceInfo, interval: float, *, can_seek: bool) -> Strateg
     samples = source.duration_seconds / interval
     if (
         can_seek
+        # PyAV hands over 8-bit pictures: HDR is tone-mapped from the 10-bit ones instead.
+        and source.color.bit_depth == 8
         and source.format_name.startswith(_SEEK_FORMATS)
         and size is not None
         and size / samples >= SEEK_MIN_BYTES_PER_SAMPLE

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Protocol
 
+from chalicelib.domain.color import ColorInfo
 from chalicelib.domain.plan import SourceInfo
 from chalicelib.errors import InvalidMediaError, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason
@@ -50,6 +51,26 @@ _CODEC = re.compile(r"^(?P<codec>[\w-]+)")
 _SIZE = re.compile(r", (?P<w>\d{1,6})x(?P<h>\d{1,6})(?=[ ,\[]|$)")
 _FPS = re.compile(r", (?P<v>[\d.]+)(?P<k>k?) (?:fps|tbr)")
 _ROTATION = re.compile(r"rotation of (?P<deg>-?[\d.]+) degrees", re.IGNORECASE)
+# "yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, progressive), 3840x2160": the pixel format and
+# its colour properties (one name when matrix, primaries and transfer agree) before the size.
+_PIXELS = re.compile(r", (?P<pix>[a-z][a-z0-9_]*)(?:\((?P<props>[^)]*)\))?, \d{1,6}x\d{1,6}")
+_DOVI = re.compile(
+    r"DOVI configuration record: .*?profile: (?P<profile>\d+).*?compatibility id: (?P<compat>\d+)"
+)
+_DEBUG_FILTER = re.compile(r"^Filter '(?P<name>transpose|hflip|vflip|rotate)' formats:", re.M)
+_TRANSPOSE_DIR = re.compile(r"Setting 'dir' to value '(?P<dir>\w+)'")
+# What the ffmpeg CLI inserts to show a display matrix → (clockwise rotation, mirrored), the
+# mirror taken after the rotation.
+_AUTOROTATE: dict[str, tuple[int, bool]] = {
+    "": (0, False),
+    "hflip": (0, True),
+    "vflip": (180, True),
+    "hflip,vflip": (180, False),
+    "transpose=clock": (90, False),
+    "transpose=cclock": (270, False),
+    "transpose=clock_flip": (270, True),
+    "transpose=cclock_flip": (90, True),
+}
 _TIME_BASE = re.compile(r"^#tb 0: (?P<num>\d+)/(?P<den>\d+)")
 _PACKET = re.compile(
     r"^0,\s*-?\d+,\s*(?P<pts>-?\d+),\s*(?P<duration>\d+),\s*\d+,\s*0x[0-9a-f]+(?P<flags>.*)$"
@@ -83,6 +104,8 @@ class _VideoStream:
     height: int
     fps: float
     rotation: int
+    has_matrix: bool
+    color: ColorInfo
 
 
 @dataclass
@@ -158,7 +181,7 @@ def probe(
     ]
     scan = _KeyframeScan()
     stderr = _run_scan(command, timeout_seconds, scan)
-    info = _describe(source, stderr, scan)
+    info, has_matrix = _describe(source, stderr, scan)
     if info.duration_seconds <= 0:
         seconds, fps = _measure_length(source, info, ffmpeg=ffmpeg, timeout_seconds=timeout_seconds)
         interval, count = _keyframe_spacing(scan, seconds)
@@ -169,6 +192,9 @@ def probe(
             keyframe_interval_seconds=interval,
             keyframe_count=count,
         )
+    if has_matrix:
+        rotation, mirrored = _orientation(source, info, ffmpeg=ffmpeg, timeout=timeout_seconds)
+        info = replace(info, rotation=rotation, mirrored=mirrored)
     if info.format_name.startswith(_INDEXED_FORMAT):
         _check_tail(source, info, ffmpeg=ffmpeg, timeout_seconds=timeout_seconds)
     return info
@@ -273,7 +299,8 @@ def _is_keyframe(flags_text: str) -> bool:
     return flags is None or bool(int(flags["flags"], 16) & 1)
 
 
-def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
+def _describe(source: str, stderr: str, scan: _KeyframeScan) -> tuple[SourceInfo, bool]:
+    """What the opening scan's log says, and whether the stream has a display matrix."""
     input_match = _INPUT.search(stderr)
     if input_match is None:
         raise _open_failure(stderr)
@@ -283,11 +310,15 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
     # No stated length (MediaRecorder WebM): 0 until `_measure_length` reads it from the packets.
     duration = _duration(stderr) or 0.0
     interval, count = _keyframe_spacing(scan, duration)
-    return SourceInfo(
+    reason = video.color.unreadable_reason
+    if reason is not None:
+        raise InvalidMediaError(reason)
+    info = SourceInfo(
         width=video.width,
         height=video.height,
         rotation=video.rotation,
         fps=video.fps,
+        color=video.color,
         duration_seconds=duration,
         codec=video.codec,
         format_name=input_match["format"],
@@ -297,6 +328,39 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> SourceInfo:
         stream_index=video.index,
         bitrate_bps=_bitrate(stderr),
     )
+    return info, video.has_matrix
+
+
+def _orientation(source: str, info: SourceInfo, *, ffmpeg: str, timeout: float) -> tuple[int, bool]:
+    """Clockwise rotation and mirroring of a display matrix, as the ffmpeg CLI shows it.
+
+    ffmpeg's stream summary states only an angle: a mirrored matrix (front cameras) reads as a
+    rotation of 180 or as a plain 90. Decoding one frame with the debug log names the filters
+    the CLI inserts to show the picture upright, which say both. The renders apply the same.
+    """
+    command = [
+        *base_args(ffmpeg),
+        "-loglevel",
+        "debug",
+        *input_args(source, input_format=info.format_name.split(",")[0]),
+        "-map",
+        f"0:{info.stream_index}",
+        "-frames:v",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ]
+    try:
+        completed = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return info.rotation, False
+    log = completed.stderr.decode("utf-8", "replace")
+    names = sorted({m["name"] for m in _DEBUG_FILTER.finditer(log)})
+    if "transpose" in names:
+        direction = _TRANSPOSE_DIR.search(log)
+        names = [f"transpose={direction['dir'] if direction else ''}"]
+    return _AUTOROTATE.get(",".join(names), (info.rotation, False))
 
 
 def _open_failure(stderr: str) -> Exception:
@@ -332,8 +396,44 @@ def _first_video_stream(stderr: str) -> _VideoStream | None:
             height=int(size["h"]),
             fps=_fps(rest),
             rotation=_rotation(lines[number + 1 :]),
+            has_matrix=_stream_side_data(lines[number + 1 :], _ROTATION) is not None,
+            color=_color(rest, lines[number + 1 :]),
         )
     return None
+
+
+def _stream_side_data(following: list[str], pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """The first match of `pattern` in the lines describing this stream (up to the next one)."""
+    for line in following:
+        if _STREAM.match(line) or line.startswith(("Output #", "Stream mapping")):
+            break
+        if match := pattern.search(line):
+            return match
+    return None
+
+
+def _color(rest: str, following: list[str]) -> ColorInfo:
+    pixels = _PIXELS.search(rest)
+    if pixels is None:
+        return ColorInfo()
+    range_, matrix, primaries, transfer = "", "", "", ""
+    for prop in (pixels["props"] or "").split(", "):
+        if prop in ("tv", "pc"):
+            range_ = prop
+        elif "/" in prop:
+            matrix, primaries, transfer = (p if p != "unknown" else "" for p in prop.split("/"))
+        elif prop and prop not in ("progressive", "top first", "bottom first", "unknown"):
+            matrix = primaries = transfer = prop
+    dovi = _stream_side_data(following, _DOVI)
+    return ColorInfo(
+        pixel_format=pixels["pix"],
+        matrix=matrix,
+        primaries=primaries,
+        transfer=transfer,
+        range=range_,
+        dovi_profile=int(dovi["profile"]) if dovi else None,
+        dovi_compatibility=int(dovi["compat"]) if dovi else None,
+    )
 
 
 def _fps(rest: str) -> float:
@@ -346,12 +446,8 @@ def _fps(rest: str) -> float:
 
 def _rotation(following: list[str]) -> int:
     """Clockwise degrees from the display matrix (which ffmpeg states counter-clockwise)."""
-    for line in following:
-        if _STREAM.match(line) or line.startswith(("Output #", "Stream mapping")):
-            break
-        if match := _ROTATION.search(line):
-            return round(-float(match["deg"]) / 90) * 90 % 360
-    return 0
+    match = _stream_side_data(following, _ROTATION)
+    return round(-float(match["deg"]) / 90) * 90 % 360 if match else 0
 
 
 def _duration(stderr: str) -> float | None:

@@ -22,6 +22,7 @@ from typing import IO
 from chalicelib.domain.plan import RenderPlan
 from chalicelib.errors import DeadlineExceeded, LapseError, RenderCancelled, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason, stderr_tail
+from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
 from chalicelib.media.probe import probe
 
 # PyAV (the "seek" strategy) is a development/self-hosted extra, not in the Lambda package.
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 KILL_GRACE_SECONDS = 1.0
 _DOWNLOAD_CHUNK = 4 * 1024 * 1024
+POSTER_FILTER = (
+    "scale=in_color_matrix=bt709:in_range=limited:out_color_matrix=bt601:out_range=full,"
+    "format=yuvj420p"
+)
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,6 @@ def build_render_command(
     """
     if plan.strategy == "seek":
         # PyAV hands over frames as stored; the display matrix is applied here, as the CLI would.
-        turn = {90: ["transpose=clock"], 180: ["hflip", "vflip"], 270: ["transpose=cclock"]}
         stored = (
             (plan.output_height, plan.output_width)
             if plan.rotation in (90, 270)
@@ -114,7 +118,11 @@ def build_render_command(
             "-framerate", str(plan.output_fps), "-protocol_whitelist", "pipe", "-i", "pipe:0",
             "-map", "0:0",
         ]  # fmt: skip
-        filters = [*turn.get(plan.rotation, []), "setsar=1"]
+        filters = [
+            *orientation_filters(plan.rotation, plan.mirrored),
+            *picture_filters(plan),
+            "setsar=1",
+        ]
     else:
         keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
         reading = [
@@ -127,9 +135,8 @@ def build_render_command(
         ]
         filters = [
             f"select='{plan.select_expression}'",
-            f"scale={plan.output_width}:{plan.output_height}",
+            *picture_filters(plan),
             "setsar=1",
-            "format=yuv420p",
             f"setpts=N/{plan.output_fps}/TB",
         ]
     return [
@@ -147,7 +154,7 @@ def build_render_command(
 
 
 def encoder_args(plan: RenderPlan, output_path: Path, filters: list[str]) -> list[str]:
-    """Output options shared by every strategy: H.264 yuv420p, CRF, +faststart, no audio."""
+    """Output options shared by every strategy: H.264 yuv420p BT.709, CRF, +faststart, no audio."""
     return [
         "-an",
         "-sn",
@@ -168,6 +175,7 @@ def encoder_args(plan: RenderPlan, output_path: Path, filters: list[str]) -> lis
         *(["-x264-params", plan.x264_params] if plan.x264_params else []),
         "-pix_fmt",
         "yuv420p",
+        *OUTPUT_COLOR_ARGS,
         "-movflags",
         "+faststart",
         "-f",
@@ -187,6 +195,9 @@ def make_poster(video_path: Path, poster_path: Path, *, ffmpeg: str, at_seconds:
         *input_args(str(video_path)),
         "-frames:v",
         "1",
+        # The output is BT.709 limited range; a JPEG is read as BT.601 full range (JFIF).
+        "-vf",
+        POSTER_FILTER,
         "-q:v",
         "3",
         "-update",

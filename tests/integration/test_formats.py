@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
 from chalicelib.domain.limits import Limits
-from chalicelib.domain.plan import SourceInfo, plan_timelapse
+from chalicelib.domain.plan import SourceInfo, output_size, plan_timelapse
 from chalicelib.media.ffmpeg import ALLOWED_DEMUXERS
 from chalicelib.media.probe import probe
 from chalicelib.media.render import (
@@ -16,8 +17,8 @@ from chalicelib.media.render import (
     make_poster,
     render_timelapse,
 )
-from tests.corpus import KINDS, Kind
-from tests.support import FFMPEG, describe
+from tests.corpus import KINDS, Kind, h264, reference_frame
+from tests.support import FFMPEG, describe, mean_level, psnr, rgb_pixels
 
 LIMITS = Limits()
 TARGET_SECONDS = 1.0
@@ -104,3 +105,96 @@ def test_the_render_names_the_demuxer_the_probe_found(corpus: Path, tmp_path: Pa
     named = command.index("-f")
     assert command[named + 1] == "mpegts"
     assert named < command.index("-i")
+
+
+# --- every kind: length, orientation, colours, poster ------------------------------------------
+
+
+def compare_size(kind: Kind) -> tuple[int, int]:
+    """Small enough to compare colours rather than edges (chroma subsampling smears those)."""
+    width, height = kind.display
+    return (40, 24) if width >= height else (24, 40)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_kind_renders_upright_in_bt709_with_its_poster(
+    corpus: Path, name: str, tmp_path: Path
+) -> None:
+    kind, path = source_of(name, corpus)
+    out, poster = tmp_path / "out.mp4", tmp_path / "poster.jpg"
+    info, result = render(path, out)
+    # The asked length, the display size (even sides), orientation as the probe reported it
+    assert result.duration_seconds == pytest.approx(TARGET_SECONDS, rel=0.1)
+    assert (result.width, result.height) == output_size(*kind.display, LIMITS.output_max_side)
+    assert (info.rotation, info.mirrored) == (kind.rotation, kind.mirrored)
+    assert ("hdr" if info.color.hdr else None) == ("hdr" if kind.hdr else None)
+    # Tagged SDR BT.709
+    assert "yuv420p(tv, bt709, progressive)" in describe(str(out))
+    # Upright: the first frame is the picture the source shows, not a turned or mirrored one
+    size = compare_size(kind)
+    shown = rgb_pixels(reference_frame(kind, tmp_path / "shown.png"), size=size)
+    first = rgb_pixels(out, size=size)
+    upright = psnr(first, shown)
+    assert upright >= 15, upright
+    for turned in ("hflip", "vflip"):
+        assert psnr(rgb_pixels(out, size=size, before=f"{turned},"), shown) < upright - 6
+    # The poster is the output's middle frame, read as a JPEG is read (BT.601 full range)
+    make_poster(out, poster, ffmpeg=FFMPEG, at_seconds=TARGET_SECONDS / 2)
+    middle = rgb_pixels(out, size=size, at_seconds=TARGET_SECONDS / 2)
+    assert psnr(rgb_pixels(poster, size=size, matrix="bt601", full_range=True), middle) >= 30
+
+
+@pytest.mark.parametrize("name", ["hlg-portrait", "pq"])
+def test_hdr_is_tone_mapped_close_to_the_sdr_picture(
+    corpus: Path, name: str, tmp_path: Path
+) -> None:
+    # Given an HDR clip made from an SDR picture placed at HDR reference white (BT.2408)
+    kind, path = source_of(name, corpus)
+    size = compare_size(kind)
+    sdr = rgb_pixels(reference_frame(kind, tmp_path / "sdr.png"), size=size)
+    # When it is rendered
+    render(path, tmp_path / "out.mp4")
+    first = rgb_pixels(tmp_path / "out.mp4", size=size)
+    # Then the output's colours are close to that SDR picture, its brightness within 6 %
+    assert psnr(first, sdr) >= 15
+    assert mean_level(first) == pytest.approx(mean_level(sdr), rel=0.06)
+    # While the HDR pixels shown as they are (a player ignoring the tags) are far off
+    assert psnr(rgb_pixels(path, size=size), sdr) <= 12
+
+
+@pytest.mark.parametrize("name", ["mp4", "mjpeg-avi", "prores", "browser-webm"])
+def test_sdr_colours_are_converted_to_bt709(corpus: Path, name: str, tmp_path: Path) -> None:
+    # Given SD sources in BT.601 (untagged SD is BT.601, as players read it; MJPEG full range)
+    kind, path = source_of(name, corpus)
+    size = compare_size(kind)
+    full = kind.name == "mjpeg-avi"
+    render(path, tmp_path / "out.mp4")
+    first = rgb_pixels(tmp_path / "out.mp4", size=size)
+    # Then the BT.709 output shows the colours the source shows, and not the misread ones
+    assert psnr(first, rgb_pixels(path, size=size, matrix="bt601", full_range=full)) >= 30
+    assert psnr(first, rgb_pixels(path, size=size, matrix="bt709", full_range=full)) < 27
+
+
+@pytest.mark.parametrize(
+    ("rotation", "mirrored"), list(itertools.product((0, 90, 180, 270), (False, True)))
+)
+def test_every_display_matrix_is_probed_and_shown_upright(
+    rotation: int, mirrored: bool, tmp_path: Path
+) -> None:
+    # Given a clip whose display matrix turns (and mirrors) the stored picture upright
+    display = (256, 144) if rotation in (0, 180) else (144, 256)
+    kind = Kind(
+        "turned", "turned.mp4", "video/mp4", "", display, h264(), rotation=rotation,
+        mirrored=mirrored, seconds=2,
+    )  # fmt: skip
+    path = kind.build(tmp_path)
+    # Then the probe says how, and the output and poster show it upright
+    info, _ = render(path, tmp_path / "out.mp4")
+    assert (info.rotation, info.mirrored) == (rotation, mirrored)
+    assert (info.display_width, info.display_height) == display
+    size = (32, 18) if rotation in (0, 180) else (18, 32)
+    shown = rgb_pixels(reference_frame(kind, tmp_path / "shown.png"), size=size)
+    assert psnr(rgb_pixels(tmp_path / "out.mp4", size=size), shown) >= 15
+    make_poster(tmp_path / "out.mp4", tmp_path / "p.jpg", ffmpeg=FFMPEG, at_seconds=0)
+    poster = rgb_pixels(tmp_path / "p.jpg", size=size, matrix="bt601", full_range=True)
+    assert psnr(poster, shown) >= 15

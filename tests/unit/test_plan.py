@@ -326,6 +326,8 @@ def test_as_api_reports_display_dimensions():
         "codec": "h264",
         "sizeBytes": 1_000_000,
         "rotation": 270,
+        "mirrored": False,
+        "hdr": None,
     }
 
 

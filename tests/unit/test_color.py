@@ -1,0 +1,116 @@
+"""Colour and orientation decisions (pure): what is HDR, which matrix, which filters."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from chalicelib.domain.color import ColorInfo
+from chalicelib.domain.limits import Limits
+from chalicelib.domain.plan import SourceInfo, plan_timelapse
+from chalicelib.media import probe
+from chalicelib.media.picture import TONEMAP, orientation_filters, picture_filters
+
+pytestmark = pytest.mark.disable_socket
+
+HLG = ColorInfo("yuv420p10le", "bt2020nc", "bt2020", "arib-std-b67", "tv")
+PQ = ColorInfo("yuv420p10le", "bt2020nc", "bt2020", "smpte2084", "tv")
+
+
+def plan_for(color: ColorInfo, *, width: int = 3840, height: int = 2160, rotation: int = 0):
+    source = SourceInfo(
+        width=width, height=height, rotation=rotation, fps=30.0, duration_seconds=60.0,
+        codec="hevc", format_name="mov,mp4,m4a,3gp,3g2,mj2", size_bytes=100_000_000,
+        keyframe_interval_seconds=1.0, keyframe_count=30, color=color,
+    )  # fmt: skip
+    return plan_timelapse(source, 10, Limits())
+
+
+@pytest.mark.parametrize(
+    ("color", "hdr"),
+    [
+        (HLG, "hlg"),
+        (PQ, "pq"),
+        (ColorInfo("yuv420p"), None),
+        (ColorInfo("yuv420p10le", "bt2020nc", "bt2020", "bt2020-10", "tv"), None),
+        # Dolby Vision profile 8: an untagged stream falls back to its base layer's transfer
+        (ColorInfo("yuv420p10le", dovi_profile=8, dovi_compatibility=4), "hlg"),
+        (ColorInfo("yuv420p10le", dovi_profile=8, dovi_compatibility=1), "pq"),
+        (ColorInfo("yuv420p10le", transfer="arib-std-b67", dovi_profile=8, dovi_compatibility=1),
+         "hlg"),
+    ],
+)  # fmt: skip
+def test_hdr_is_named_by_its_transfer(color: ColorInfo, hdr: str | None) -> None:
+    assert color.hdr == hdr
+
+
+def test_dolby_vision_without_a_base_picture_is_refused_with_a_reason() -> None:
+    profile5 = ColorInfo("yuv420p10le", dovi_profile=5, dovi_compatibility=0)
+    assert profile5.unreadable_reason is not None
+    assert "Dolby Vision profile 5" in profile5.unreadable_reason
+    assert ColorInfo("yuv420p10le", dovi_profile=8, dovi_compatibility=4).unreadable_reason is None
+    assert PQ.unreadable_reason is None
+
+
+@pytest.mark.parametrize(
+    ("pixel_format", "depth"),
+    [("yuv420p", 8), ("yuvj420p", 8), ("yuv420p10le", 10), ("yuv422p10le", 10), ("p010le", 10),
+     ("yuv444p12le", 12)],
+)  # fmt: skip
+def test_bit_depth(pixel_format: str, depth: int) -> None:
+    assert ColorInfo(pixel_format).bit_depth == depth
+
+
+def test_untagged_pictures_are_read_as_players_read_them() -> None:
+    assert ColorInfo("yuv420p").swscale_matrix(480) == "bt601"
+    assert ColorInfo("yuv420p").swscale_matrix(1080) == "bt709"
+    assert ColorInfo("yuv420p", matrix="smpte170m").swscale_matrix(1080) == "bt601"
+    assert ColorInfo("yuvj420p", matrix="bt470bg", range="pc").full_range
+
+
+def test_hdr_is_tone_mapped_at_the_output_size_and_tagged_bt709() -> None:
+    filters = picture_filters(plan_for(HLG))
+    assert filters[0].startswith("zscale=w=1920:h=1080:")
+    assert "tin=arib-std-b67" in filters[0]
+    assert TONEMAP in filters
+    assert any("d=error_diffusion" in f for f in filters)  # dithered to 8 bits
+    assert filters[-2:] == [
+        "format=yuv420p",
+        "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
+    ]
+
+
+def test_sdr_needs_one_scale_and_no_tone_map() -> None:
+    filters = picture_filters(plan_for(ColorInfo("yuvj420p", "bt470bg", range="pc"), height=480,
+                                       width=640))  # fmt: skip
+    assert TONEMAP not in filters
+    assert filters[0] == (
+        "scale=640:480:in_color_matrix=bt601:out_color_matrix=bt709:in_range=full:out_range=limited"
+    )
+
+
+def test_wide_gamut_sdr_is_converted_without_a_tone_map() -> None:
+    filters = picture_filters(plan_for(ColorInfo("yuv420p10le", "bt2020nc", "bt2020", "bt2020-10")))
+    assert "zscale=p=bt709" in filters
+    assert TONEMAP not in filters
+
+
+def test_ten_bit_sources_are_not_sampled_through_pyav() -> None:
+    # PyAV would hand over 8-bit pictures: the tone map needs the 10-bit ones
+    assert plan_for(HLG).strategy != "seek"
+
+
+@pytest.mark.parametrize(
+    ("rotation", "mirrored"), list(itertools.product((0, 90, 180, 270), (False, True)))
+)
+def test_orientation_filters_are_what_the_cli_inserts_for_the_same_matrix(
+    rotation: int, mirrored: bool
+) -> None:
+    # The probe reads (rotation, mirrored) back from the filters the CLI inserts; the paths that
+    # do not autorotate insert these: both tables must agree
+    filters = ",".join(orientation_filters(rotation, mirrored))
+    assert probe._AUTOROTATE[filters] == (
+        rotation,
+        mirrored,
+    )
