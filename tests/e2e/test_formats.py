@@ -8,7 +8,6 @@ shows), SDR BT.709, and a poster that is the timelapse's middle frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ def _download(url: str, path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rendered(stack: RunningStack, media: Path) -> Iterator[dict[str, Done]]:
+def rendered(stack: RunningStack, media: Path) -> dict[str, Done]:
     api = stack.api("camera-owner")
     folder = media / "formats"
     folder.mkdir(exist_ok=True)
@@ -67,7 +66,7 @@ def rendered(stack: RunningStack, media: Path) -> Iterator[dict[str, Done]]:
         video = _download(urls["video"], folder / f"{name}-timelapse.mp4")
         poster = _download(urls["poster"], folder / f"{name}-poster.jpg")
         done[name] = Done(KINDS[name], record, video, poster)
-    yield done
+    return done
 
 
 def _compare_size(kind: Kind) -> tuple[int, int]:
