@@ -14,6 +14,7 @@ from chalice.local import (
     LocalDevServer,
     LocalGateway,
     LocalGatewayException,
+    ThreadedHTTPServer,
 )
 
 from app import app
@@ -72,12 +73,23 @@ class LapseRequestHandler(ChaliceRequestHandler):
         self._send_http_response(error.CODE, dict(error.headers), error_body(code, message))
 
 
+class BurstServer(ThreadedHTTPServer):
+    """Chalice's threaded server with a listen backlog for bursts: with http.server's 5, a burst
+    of 200 connections left 110 unanswered after 60 s (the kernel drops what the queue cannot
+    hold). Threads are daemons so that a client holding a connection open cannot delay a stop."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def main() -> None:
     app.register_blueprint(dev)  # the local stack's own route, never deployed
     host = os.environ.get("LAPSE_API_HOST", "127.0.0.1")
     port = int(os.environ.get("LAPSE_API_PORT", "8000"))
     config = Config.create(chalice_stage="local", app_name="lapse", chalice_app=app)
-    server = LocalDevServer(app, config, host, port, handler_cls=LapseRequestHandler)
+    server = LocalDevServer(
+        app, config, host, port, handler_cls=LapseRequestHandler, server_cls=BurstServer
+    )
     server.server.serve_forever()
 
 

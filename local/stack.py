@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
@@ -128,20 +129,44 @@ def serve_web(stack: LocalStack) -> ThreadingHTTPServer | None:
     return server
 
 
+def reap_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    """Signals the child's process group: the child and whatever it started (ffmpeg), even once
+    the child itself is gone (its orphans keep the group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+# Stateless children come back when they die, as Lambda starts a new instance; moto holds the data
+# and the stack stops with it. A child that keeps dying at once is given up on.
+RESTARTED = {"api", "worker"}
+QUICK_DEATH_SECONDS = 5.0
+MAX_QUICK_DEATHS = 5
+
+
+@dataclass
+class Child:
+    name: str
+    args: tuple[str, ...]
+    quiet: bool
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    quick_deaths: int = 0
+
+
 class Supervisor:
     def __init__(self, stack: LocalStack, log: IO[str] | None) -> None:
         self.stack = stack
         self.log = log
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.children: list[Child] = []
         self.env = {**os.environ, **stack.environment()}
         self.web: ThreadingHTTPServer | None = None
 
-    def start(self, name: str, *args: str, quiet: bool = False) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: tuple[str, ...], quiet: bool) -> subprocess.Popen[bytes]:
         """A child in its own process group; `quiet` sends its output to .run/<name>-<port>.log."""
         output = None
         if quiet:
             output = (RUN_DIR / f"{name}-{self.stack.api_port}.log").open("ab")
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, *args],
             cwd=ROOT,
             env=self.env,
@@ -149,24 +174,49 @@ class Supervisor:
             stdout=output,
             stderr=output,
         )
-        self.processes.append((name, process))
+
+    def start(self, name: str, *args: str, quiet: bool = False) -> subprocess.Popen[bytes]:
+        process = self._spawn(name, args, quiet)
+        self.children.append(Child(name, args, quiet, process))
         return process
 
     def stop(self) -> None:
         if self.web:
             self.web.shutdown()
-        for _, process in reversed(self.processes):
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
+        for child in reversed(self.children):
+            reap_group(child.process, signal.SIGTERM)
         deadline = time.monotonic() + 5
-        for _, process in self.processes:
+        for child in self.children:
             try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                reap_group(child.process, signal.SIGKILL)
+                child.process.wait()
+            reap_group(child.process, signal.SIGKILL)  # what it started and left behind
+
+    def revive(self, child: Child) -> str | None:
+        """Restarts a child that died; what it started dies with it (its process group).
+        Returns why the stack must stop instead, or None."""
+        code = child.process.returncode
+        reap_group(child.process, signal.SIGKILL)
+        if child.name not in RESTARTED:
+            return f"{child.name} exited with code {code}; stopping"
+        quick = time.monotonic() - child.started < QUICK_DEATH_SECONDS
+        child.quick_deaths = child.quick_deaths + 1 if quick else 0
+        if child.quick_deaths >= MAX_QUICK_DEATHS:
+            return f"{child.name} keeps exiting at once (code {code}); stopping"
+        print(f"{child.name} exited with code {code}; restarting it", flush=True)
+        child.process = self._spawn(child.name, child.args, child.quiet)
+        child.started = time.monotonic()
+        return None
+
+    def watch(self) -> int:
+        while True:
+            for child in self.children:
+                if child.process.poll() is not None and (reason := self.revive(child)):
+                    print(reason, flush=True)
+                    return 1
+            time.sleep(0.5)
 
     def run(self) -> int:
         stack = self.stack
@@ -201,12 +251,7 @@ class Supervisor:
             "Ctrl-C stops everything.\n",
             flush=True,
         )
-        while True:
-            for name, process in self.processes:
-                if process.poll() is not None:
-                    print(f"{name} exited with code {process.returncode}; stopping", flush=True)
-                    return 1
-            time.sleep(0.5)
+        return self.watch()
 
 
 def main() -> int:
