@@ -14,7 +14,8 @@ from chalice.app import Blueprint, CORSConfig, Response
 from chalicelib import errors, wiring
 from chalicelib.logs import logger
 from chalicelib.openapi import openapi_document
-from chalicelib.reference import BUNDLE, reference_bundle, reference_page
+from chalicelib.reference import reference_bundle, reference_page
+from chalicelib.routes import BY_NAME
 
 api = Blueprint(__name__)
 
@@ -96,6 +97,36 @@ def lapse_error_shape(event: Any, get_response: Callable[[Any], Response]) -> Re
     return response
 
 
+def endpoint(
+    blueprint: Blueprint, name: str, *, body_types: list[str] | None = BODY_TYPES
+) -> Callable[[Callable[..., Any]], Handler]:
+    """Registers `name`'s handler as routes.py declares it. The handler returns the answer's
+    body (None for none) and the table's success status goes with it; a handler that answers
+    something other than JSON returns its own Response. A POST accepts `body_types` (Chalice's
+    default, JSON only, when None)."""
+    route = BY_NAME[name]
+
+    def register(func: Callable[..., Any]) -> Handler:
+        @wraps(func)
+        def answer(*args: Any, **kwargs: Any) -> Response:
+            result = func(*args, **kwargs)
+            return result if isinstance(result, Response) else _json(route.success, result)
+
+        view = _handled(answer)
+        view.route = route  # type: ignore[attr-defined]
+        takes_body = route.method in {"POST", "PUT"} and body_types is not None
+        blueprint.route(
+            route.path,
+            methods=[route.method],
+            cors=CORS,
+            name=route.name,
+            **({"content_types": body_types} if takes_body else {}),
+        )(view)
+        return view
+
+    return register
+
+
 def _caller() -> str:
     headers = api.current_request.headers
     return wiring.token_verifier().user_id(headers.get("authorization"))
@@ -120,28 +151,24 @@ def _required_body() -> Any:
     return body
 
 
-@api.route("/health", methods=["GET"], cors=CORS)
-@_handled
-def health() -> Response:
-    return _json(200, {"status": "ok"})
+@endpoint(api, "health")
+def health() -> dict[str, Any]:
+    return {"status": "ok"}
 
 
-@api.route("/openapi.json", methods=["GET"], cors=CORS)
-@_handled
-def openapi() -> Response:
-    return _json(200, openapi_document())
+@endpoint(api, "openapi")
+def openapi() -> dict[str, Any]:
+    return openapi_document()
 
 
-@api.route("/docs", methods=["GET"], cors=CORS)
-@_handled
+@endpoint(api, "docs")
 def docs() -> Response:
     return Response(
         body=reference_page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"}
     )
 
 
-@api.route(f"/docs/{BUNDLE}", methods=["GET"], cors=CORS)
-@_handled
+@endpoint(api, "docs_bundle")
 def docs_bundle() -> Response:
     return Response(
         body=reference_bundle(),
@@ -153,86 +180,63 @@ def docs_bundle() -> Response:
     )
 
 
-@api.route("/timelapses", methods=["POST"], cors=CORS, content_types=BODY_TYPES)
-@_handled
-def create_timelapse() -> Response:
+@endpoint(api, "create_timelapse")
+def create_timelapse() -> dict[str, Any]:
     owner = _caller()
-    return _json(201, wiring.timelapse_service().create(owner, _required_body()))
+    return wiring.timelapse_service().create(owner, _required_body())
 
 
-@api.route("/timelapses/{timelapse_id}", methods=["GET"], cors=CORS)
-@_handled
-def get_timelapse(timelapse_id: str) -> Response:
-    return _json(200, wiring.timelapse_service().get(_caller(), timelapse_id))
+@endpoint(api, "get_timelapse")
+def get_timelapse(timelapse_id: str) -> dict[str, Any]:
+    return wiring.timelapse_service().get(_caller(), timelapse_id)
 
 
-@api.route("/timelapses/{timelapse_id}", methods=["DELETE"], cors=CORS)
-@_handled
-def delete_timelapse(timelapse_id: str) -> Response:
+@endpoint(api, "delete_timelapse")
+def delete_timelapse(timelapse_id: str) -> None:
     wiring.timelapse_service().delete(_caller(), timelapse_id)
-    return _json(204)
 
 
-@api.route(
-    "/timelapses/{timelapse_id}/upload/parts", methods=["POST"], cors=CORS, content_types=BODY_TYPES
-)
-@_handled
-def sign_upload_parts(timelapse_id: str) -> Response:
+@endpoint(api, "sign_upload_parts")
+def sign_upload_parts(timelapse_id: str) -> dict[str, Any]:
     owner = _caller()
-    return _json(200, wiring.timelapse_service().sign_parts(owner, timelapse_id, _required_body()))
+    return wiring.timelapse_service().sign_parts(owner, timelapse_id, _required_body())
 
 
-@api.route("/timelapses/{timelapse_id}/upload", methods=["GET"], cors=CORS)
-@_handled
-def get_upload(timelapse_id: str) -> Response:
-    return _json(200, wiring.timelapse_service().upload_status(_caller(), timelapse_id))
+@endpoint(api, "get_upload")
+def get_upload(timelapse_id: str) -> dict[str, Any]:
+    return wiring.timelapse_service().upload_status(_caller(), timelapse_id)
 
 
-@api.route(
-    "/timelapses/{timelapse_id}/upload/complete",
-    methods=["POST"],
-    cors=CORS,
-    content_types=BODY_TYPES,
-)
-@_handled
-def complete_upload(timelapse_id: str) -> Response:
+@endpoint(api, "complete_upload")
+def complete_upload(timelapse_id: str) -> dict[str, Any]:
     owner = _caller()
-    return _json(202, wiring.timelapse_service().complete_upload(owner, timelapse_id, _body()))
+    return wiring.timelapse_service().complete_upload(owner, timelapse_id, _body())
 
 
-@api.route(
-    "/timelapses/{timelapse_id}/cancel", methods=["POST"], cors=CORS, content_types=BODY_TYPES
-)
-@_handled
-def cancel_timelapse(timelapse_id: str) -> Response:
+@endpoint(api, "cancel_timelapse")
+def cancel_timelapse(timelapse_id: str) -> dict[str, Any]:
     cancelled = wiring.timelapse_service().cancel(_caller(), timelapse_id)
-    return _json(202, {"timelapse": cancelled.as_api()})
+    return {"timelapse": cancelled.as_api()}
 
 
-@api.route(
-    "/timelapses/{timelapse_id}/process", methods=["POST"], cors=CORS, content_types=BODY_TYPES
-)
-@_handled
-def process_timelapse(timelapse_id: str) -> Response:
+@endpoint(api, "process_timelapse")
+def process_timelapse(timelapse_id: str) -> dict[str, Any]:
     queued = wiring.timelapse_service().process(_caller(), timelapse_id)
-    return _json(202, {"timelapse": queued.as_api()})
+    return {"timelapse": queued.as_api()}
 
 
-@api.route("/webhook-secret", methods=["GET"], cors=CORS)
-@_handled
-def get_webhook_secret() -> Response:
-    return _json(200, {"secret": wiring.webhook_secret_service().current(_caller())})
+@endpoint(api, "get_webhook_secret")
+def get_webhook_secret() -> dict[str, Any]:
+    return {"secret": wiring.webhook_secret_service().current(_caller())}
 
 
-@api.route("/webhook-secret/rotate", methods=["POST"], cors=CORS, content_types=BODY_TYPES)
-@_handled
-def rotate_webhook_secret() -> Response:
-    return _json(200, {"secret": wiring.webhook_secret_service().rotate(_caller())})
+@endpoint(api, "rotate_webhook_secret")
+def rotate_webhook_secret() -> dict[str, Any]:
+    return {"secret": wiring.webhook_secret_service().rotate(_caller())}
 
 
-@api.route("/projects/{project_id}/timelapses", methods=["GET"], cors=CORS)
-@_handled
-def list_project_timelapses(project_id: str) -> Response:
+@endpoint(api, "list_project_timelapses")
+def list_project_timelapses(project_id: str) -> dict[str, Any]:
     owner = _caller()
     query = dict(api.current_request.query_params or {})
-    return _json(200, wiring.timelapse_service().list_project(owner, project_id, query))
+    return wiring.timelapse_service().list_project(owner, project_id, query)

@@ -1,13 +1,13 @@
 """The OpenAPI 3.1 document served at GET /openapi.json (kept in agreement with ../shared/API.md).
 
-Built from small helpers and from the code's own constants (content types, limits, enums), so that
-the document cannot drift from what the handlers accept. Path templates use the handlers' parameter
-names (``{timelapse_id}``, ``{project_id}``); tests/unit/test_openapi.py checks the document against
-the Chalice app's routes.
+Its paths come from the route table (routes.py), which also registers the handlers; its schemas
+are built from the code's own constants (content types, limits, enums), so that the document
+cannot drift from what the handlers accept.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from chalicelib import errors
@@ -20,7 +20,7 @@ from chalicelib.domain.requests import (
     MAX_URL,
 )
 from chalicelib.domain.timelapse import Stage, Status
-from chalicelib.reference import BUNDLE
+from chalicelib.routes import ROUTES, Route
 from chalicelib.services.timelapses import FIRST_PART_URLS
 from chalicelib.services.uppy import MAX_PART_NUMBER
 
@@ -728,15 +728,6 @@ def _error_response(description: str, code: str) -> dict[str, Any]:
     }
 
 
-def _refusals(*statuses: int) -> dict[str, Any]:
-    """401 and 500 on every authenticated route, plus the given statuses."""
-    wanted = sorted({401, 500, *statuses})
-    return {
-        str(status): {"$ref": f"#/components/responses/{_error_response_name(status)}"}
-        for status in wanted
-    }
-
-
 def _path_parameter(name: str, schema: Schema, description: str) -> Schema:
     return {
         "name": name,
@@ -747,444 +738,120 @@ def _path_parameter(name: str, schema: Schema, description: str) -> Schema:
     }
 
 
-def _timelapse_id() -> Schema:
-    return _path_parameter(
-        "timelapse_id",
-        _string(minLength=1),
-        "The timelapse's id. Unknown, or another user's: 404.",
-    )
-
-
-def _project_id() -> Schema:
-    return _path_parameter(
-        "project_id",
-        _string(maxLength=MAX_PROJECT_ID, pattern=PROJECT_PATH_PATTERN),
-        "The project. One with no timelapses of the caller answers an empty list.",
-    )
-
-
-def _query_parameter(name: str, schema: Schema, description: str) -> Schema:
+def _query_parameter(
+    name: str, schema: Schema, description: str, *, required: bool = False
+) -> Schema:
     return {
         "name": name,
         "in": "query",
-        "required": False,
+        "required": required,
         "description": description,
         "schema": schema,
     }
 
 
-def _list_parameters() -> list[Schema]:
-    return [
-        _project_id(),
-        _query_parameter(
+def _path_parameters() -> dict[str, Schema]:
+    return {
+        "timelapse_id": _path_parameter(
+            "timelapse_id",
+            _string(minLength=1),
+            "The timelapse's id. Unknown, or another user's: 404.",
+        ),
+        "project_id": _path_parameter(
+            "project_id",
+            _string(maxLength=MAX_PROJECT_ID, pattern=PROJECT_PATH_PATTERN),
+            "The project. One with no timelapses of the caller answers an empty list.",
+        ),
+        "upload_id": _path_parameter(
+            "upload_id", _string(minLength=1), "The multipart upload's id."
+        ),
+        "part_number": _path_parameter(
+            "part_number", _integer(minimum=1, maximum=MAX_PART_NUMBER), "The part's number."
+        ),
+    }
+
+
+def _query_parameters() -> dict[str, Schema]:
+    return {
+        "limit": _query_parameter(
             "limit",
             _integer(minimum=1, maximum=MAX_PAGE, default=DEFAULT_PAGE),
             "Page size. Out of range or not an integer: 400.",
         ),
-        _query_parameter(
+        "cursor": _query_parameter(
             "cursor",
             _string(),
             "`nextCursor` of the previous page; one this API did not hand out: 400.",
         ),
-        _query_parameter(
+        "status": _query_parameter(
             "status",
             _enum([s.value for s in Status]),
             "Only timelapses in this status. Another value: 400.",
         ),
-    ]
-
-
-def _operation(
-    operation_id: str,
-    summary: str,
-    responses: dict[str, Any],
-    *,
-    tag: str = "timelapses",
-    description: str = "",
-    parameters: list[Schema] | None = None,
-    body: Schema | None = None,
-    body_required: bool = True,
-    public: bool = False,
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "operationId": operation_id,
-        "summary": summary,
-        "tags": [tag],
+        "key": _query_parameter("key", _string(minLength=1), UPPY_KEY, required=True),
+        "filename": _query_parameter("filename", _string(), "The file's name."),
+        "type": _query_parameter("type", _string(), "Content type.", required=True),
+        "metadata[projectId]": _query_parameter(
+            "metadata[projectId]", _string(), "The project.", required=True
+        ),
+        "metadata[sizeBytes]": _query_parameter(
+            "metadata[sizeBytes]", _string(pattern=r"^\d+$"), "`file.size`.", required=True
+        ),
+        "metadata[targetSeconds]": _query_parameter(
+            "metadata[targetSeconds]", _string(), "Optional."
+        ),
     }
-    if description:
-        operation["description"] = description
+
+
+# Answers too plain to be a named component.
+_PLAIN_ANSWERS: dict[str, Schema] = {"OpenApiDocument": {"type": "object"}, "Empty": _object({})}
+
+
+def _answer(route: Route) -> dict[str, Any]:
+    if route.answer is None:
+        if route.media_type == "application/json":
+            return _ok(route.answer_description)
+        return _text(route.answer_description, route.media_type)
+    schema = _PLAIN_ANSWERS.get(route.answer) or _ref(route.answer)
+    return _ok(route.answer_description, schema)
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": route.name,
+        "summary": route.summary,
+        "tags": [route.tag],
+    }
+    if route.description:
+        operation["description"] = route.description
+    path_parameters, query_parameters = _path_parameters(), _query_parameters()
+    parameters = [path_parameters[name] for name in re.findall(r"{(\w+)}", route.path)]
+    parameters += [query_parameters[name] for name in route.query]
     if parameters:
         operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = {"required": body_required, "content": _json(body)}
-    if public:
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": route.body_required,
+            "content": _json(_ref(route.body)),
+        }
+    if route.public:
         operation["security"] = []
-    operation["responses"] = responses
+    operation["responses"] = {
+        str(route.success): _answer(route),
+        **{
+            str(status): {"$ref": f"#/components/responses/{_error_response_name(status)}"}
+            for status in sorted(route.error_statuses)
+        },
+    }
     return operation
 
 
-# --- paths ----------------------------------------------------------------------------------
-
-
-def _service_paths() -> dict[str, Any]:
-    return {
-        "/health": {
-            "get": _operation(
-                "health",
-                "Liveness check",
-                {"200": _ok("The API is up.", _ref("Health"))},
-                tag="service",
-                public=True,
-            )
-        },
-        "/openapi.json": {
-            "get": _operation(
-                "openapi",
-                "This document",
-                {"200": _ok("The OpenAPI 3.1 document.", {"type": "object"})},
-                tag="service",
-                public=True,
-            )
-        },
-        "/docs": {
-            "get": _operation(
-                "docs",
-                "This reference, for people",
-                {"200": _text("An HTML page that renders /openapi.json with Redoc.", "text/html")},
-                tag="service",
-                public=True,
-            )
-        },
-        f"/docs/{BUNDLE}": {
-            "get": _operation(
-                "docs_bundle",
-                "The reference page's script",
-                {
-                    "200": _text(
-                        "Redoc's standalone bundle, served with the API.", "text/javascript"
-                    )
-                },
-                tag="service",
-                public=True,
-            )
-        },
-    }
-
-
-def _create_path() -> dict[str, Any]:
-    return {
-        "/timelapses": {
-            "post": _operation(
-                "create_timelapse",
-                "Create a timelapse and get its upload instructions",
-                {
-                    "201": _ok("Created; upload the original as told.", _ref("CreatedTimelapse")),
-                    **_refusals(400, 413, 415),
-                },
-                description=(
-                    "Creates a pending timelapse (`stage: awaiting_upload`). Files up to "
-                    f"{_size(DEFAULTS.multipart_threshold_bytes)} get a single presigned PUT, "
-                    "larger ones a multipart upload. Once the original is stored, processing "
-                    "starts by itself (unless `process` is false; where storage sends no events, "
-                    "call `POST /timelapses/{timelapse_id}/process`)."
-                ),
-                body=_ref("CreateTimelapseRequest"),
-            )
-        }
-    }
-
-
-def _timelapse_path() -> dict[str, Any]:
-    return {
-        "/timelapses/{timelapse_id}": {
-            "parameters": [_timelapse_id()],
-            "get": _operation(
-                "get_timelapse",
-                "Get a timelapse (the polling endpoint)",
-                {
-                    "200": _ok("The timelapse, with download URLs.", _ref("TimelapseWithUrls")),
-                    **_refusals(404),
-                },
-            ),
-            "delete": _operation(
-                "delete_timelapse",
-                "Delete a timelapse and every object it owns",
-                {"204": _ok("Deleted (no body)."), **_refusals(404)},
-                description=(
-                    "Deletes the record, the original, the timelapse and the poster, and aborts "
-                    "a multipart upload in flight. A pending or processing one is cancelled first."
-                ),
-            ),
-        }
-    }
-
-
-def _upload_paths() -> dict[str, Any]:
-    not_uploading = (
-        "409 if the timelapse was created for a single PUT, or its upload is over "
-        "(it is no longer pending/awaiting_upload)."
-    )
-    return {
-        "/timelapses/{timelapse_id}/upload/parts": {
-            "parameters": [_timelapse_id()],
-            "post": _operation(
-                "sign_upload_parts",
-                "Fresh URLs for some parts of a multipart upload",
-                {"200": _ok("Presigned part URLs.", _ref("PartUrls")), **_refusals(400, 404, 409)},
-                tag="uploads",
-                description=f"For resuming after the first URLs expired. {not_uploading}",
-                body=_ref("PartNumbersRequest"),
-            ),
-        },
-        "/timelapses/{timelapse_id}/upload": {
-            "parameters": [_timelapse_id()],
-            "get": _operation(
-                "get_upload",
-                "What storage already holds of a multipart upload",
-                {"200": _ok("The stored parts.", _ref("UploadStatus")), **_refusals(404, 409)},
-                tag="uploads",
-                description=(
-                    "So that an interrupted upload resumes without re-sending those parts. "
-                    f"{not_uploading} 404 also if the multipart upload is gone."
-                ),
-            ),
-        },
-        "/timelapses/{timelapse_id}/upload/complete": {
-            "parameters": [_timelapse_id()],
-            "post": _operation(
-                "complete_upload",
-                "Complete a multipart upload",
-                {
-                    "202": _ok(
-                        "Completed. The timelapse as it was (processing starts from the "
-                        "object's creation) or, where storage sends no events, already queued.",
-                        _ref("TimelapseEnvelope"),
-                    ),
-                    **_refusals(400, 404, 409),
-                },
-                tag="uploads",
-                description=(
-                    "400 when parts are missing or storage holds fewer bytes than declared; when "
-                    "it holds more, the upload is discarded, the timelapse fails "
-                    f"(`size_mismatch`) and 400 answers. {not_uploading}"
-                ),
-                body=_ref("CompleteUploadRequest"),
-                body_required=False,
-            ),
-        },
-    }
-
-
-def _action_paths() -> dict[str, Any]:
-    return {
-        "/timelapses/{timelapse_id}/cancel": {
-            "parameters": [_timelapse_id()],
-            "post": _operation(
-                "cancel_timelapse",
-                "Cancel a pending or processing timelapse",
-                {"202": _ok("Cancelled.", _ref("TimelapseEnvelope")), **_refusals(404, 409)},
-                description=(
-                    "A running render stops within seconds; a multipart upload in flight is "
-                    "aborted. Cancelling a cancelled one is a no-op 202; a complete or failed "
-                    "one answers 409."
-                ),
-            ),
-        },
-        "/timelapses/{timelapse_id}/process": {
-            "parameters": [_timelapse_id()],
-            "post": _operation(
-                "process_timelapse",
-                "Queue processing of the stored original",
-                {"202": _ok("Accepted.", _ref("TimelapseEnvelope")), **_refusals(404, 409)},
-                description=(
-                    "For `process: false` uploads, for retrying a failed or cancelled one, and "
-                    "where storage sends no events (R2). On one still awaiting its upload, the "
-                    "stored original is checked (409 if missing or of another size than "
-                    "declared) and the timelapse is marked uploaded and queued (left idle, "
-                    "`stage: null`, if it was created with `process: false`). 409 while it is "
-                    "queued or processing, or complete."
-                ),
-            ),
-        },
-    }
-
-
-def _list_path() -> dict[str, Any]:
-    return {
-        "/projects/{project_id}/timelapses": {
-            "get": _operation(
-                "list_project_timelapses",
-                "List the caller's timelapses of a project, newest first",
-                {"200": _ok("One page.", _ref("TimelapseList")), **_refusals(400)},
-                parameters=_list_parameters(),
-            )
-        }
-    }
-
-
-def _uppy_parameters() -> tuple[Schema, Schema, Schema]:
-    upload_id = _path_parameter("upload_id", _string(minLength=1), "The multipart upload's id.")
-    part = _path_parameter(
-        "part_number", _integer(minimum=1, maximum=MAX_PART_NUMBER), "The part's number."
-    )
-    key = {**_query_parameter("key", _string(minLength=1), UPPY_KEY), "required": True}
-    return upload_id, part, key
-
-
-def _companion_paths() -> dict[str, Any]:
-    upload_id, part, key = _uppy_parameters()
-    over = "409 once the timelapse no longer awaits its upload (the upload is then aborted)."
-    return {
-        "/s3/multipart": {
-            "post": _operation(
-                "companion_create_multipart",
-                "Uppy 4–5: create a timelapse and open its multipart upload",
-                {"200": _ok("Opened.", _ref("CompanionMultipart")), **_refusals(400, 413, 415)},
-                tag="uppy",
-                body=_ref("CompanionCreateRequest"),
-            )
-        },
-        "/s3/multipart/{upload_id}/{part_number}": {
-            "parameters": [upload_id, part],
-            "get": _operation(
-                "companion_sign_part",
-                "Uppy 4–5: presign one part",
-                {"200": _ok("Signed.", _ref("CompanionSignedPart")), **_refusals(400, 404, 409)},
-                description=over,
-                tag="uppy",
-                parameters=[key],
-            ),
-        },
-        "/s3/multipart/{upload_id}": {
-            "parameters": [upload_id],
-            "get": _operation(
-                "companion_list_parts",
-                "Uppy 4–5: the parts storage holds (resume)",
-                {"200": _ok("The parts.", _ref("CompanionParts")), **_refusals(400, 404, 409)},
-                description=over,
-                tag="uppy",
-                parameters=[key],
-            ),
-            "delete": _operation(
-                "companion_abort",
-                "Uppy 4–5: abort the upload and cancel the timelapse",
-                {"200": _ok("Aborted: `{}`.", _object({})), **_refusals(400, 404, 409)},
-                description="409 if the timelapse is already complete or failed.",
-                tag="uppy",
-                parameters=[key],
-            ),
-        },
-        "/s3/multipart/{upload_id}/complete": {
-            "parameters": [upload_id],
-            "post": _operation(
-                "companion_complete",
-                "Uppy 4–5: complete the upload",
-                {"200": _ok("Completed.", _ref("CompanionCompleted")), **_refusals(400, 404, 409)},
-                description=(
-                    "Processing starts from the object's creation; where storage sends no "
-                    f"events it is queued here. {over}"
-                ),
-                body=_ref("CompanionCompleteRequest"),
-                body_required=False,
-                tag="uppy",
-                parameters=[key],
-            ),
-        },
-        "/s3/params": {
-            "get": _operation(
-                "companion_upload_parameters",
-                "Uppy 4–5: create a timelapse and presign a single PUT",
-                {"200": _ok("Signed.", _ref("CompanionParams")), **_refusals(400, 413, 415)},
-                tag="uppy",
-                parameters=[
-                    _query_parameter("filename", _string(), "The file's name."),
-                    {**_query_parameter("type", _string(), "Content type."), "required": True},
-                    {
-                        **_query_parameter("metadata[projectId]", _string(), "The project."),
-                        "required": True,
-                    },
-                    {
-                        **_query_parameter(
-                            "metadata[sizeBytes]", _string(pattern=r"^\d+$"), "`file.size`."
-                        ),
-                        "required": True,
-                    },
-                    _query_parameter("metadata[targetSeconds]", _string(), "Optional."),
-                ],
-            )
-        },
-    }
-
-
-def _uppy_paths() -> dict[str, Any]:
-    return {
-        "/uploads/sign": {
-            "post": _operation(
-                "sign_upload_request",
-                "Uppy 6 `signRequest`: presign one S3 request",
-                {
-                    "200": _ok("Signed.", _ref("UppySignedRequest")),
-                    **_refusals(400, 404, 409, 413, 415),
-                },
-                tag="uppy",
-                description=(
-                    "PUT or POST without `uploadId` creates the timelapse (PutObject, "
-                    "CreateMultipartUpload) and answers lapse's key, which Uppy adopts. With "
-                    "`uploadId`: PUT + partNumber (UploadPart), GET (ListParts), POST "
-                    "(CompleteMultipartUpload), DELETE (AbortMultipartUpload: also cancels the "
-                    "timelapse), each only for the caller's own key. 409 once the timelapse no "
-                    "longer awaits its upload. `web/lapse-uppy.js` builds such a `signRequest`."
-                ),
-                body=_ref("UppySignRequest"),
-            )
-        },
-        **_companion_paths(),
-    }
-
-
 def _paths() -> dict[str, Any]:
-    return {
-        **_service_paths(),
-        **_create_path(),
-        **_timelapse_path(),
-        **_upload_paths(),
-        **_action_paths(),
-        **_list_path(),
-        **_uppy_paths(),
-        **_webhook_secret_paths(),
-    }
-
-
-def _webhook_secret_paths() -> dict[str, Any]:
-    answer = _ok("The caller's current signing secret.", _ref("WebhookSecret"))
-    return {
-        "/webhook-secret": {
-            "get": _operation(
-                "get_webhook_secret",
-                "The caller's webhook signing secret",
-                {"200": answer, **_refusals()},
-                tag="webhooks",
-                description=(
-                    "Made on first use (or at the first delivery). Give it to your receiver's "
-                    "`standardwebhooks` library: it verifies the `webhook-signature` header."
-                ),
-            )
-        },
-        "/webhook-secret/rotate": {
-            "post": _operation(
-                "rotate_webhook_secret",
-                "Replace the webhook signing secret",
-                {"200": _ok("The new secret.", _ref("WebhookSecret")), **_refusals(409)},
-                tag="webhooks",
-                description=(
-                    "For the next 24 hours deliveries are signed by both the new and the "
-                    "previous secret (two `v1,` entries in `webhook-signature`), so receivers "
-                    "can switch without losing one. Two rotations at the same moment: one of "
-                    "them answers 409."
-                ),
-            )
-        },
-    }
+    """Every route of routes.py, in its order."""
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return paths
 
 
 def _info() -> dict[str, Any]:

@@ -6,10 +6,12 @@ routes. Parse → one use case (services/uppy.py) → JSON, with api.py's error 
 
 from __future__ import annotations
 
-from chalice.app import Blueprint, Response
+from typing import Any
+
+from chalice.app import Blueprint
 
 from chalicelib import errors, wiring
-from chalicelib.api import CORS, _body, _caller, _handled, _json, _required_body
+from chalicelib.api import _body, _caller, _required_body, endpoint
 from chalicelib.services.uppy import UppyService
 
 uppy = Blueprint(__name__)
@@ -31,54 +33,48 @@ def _key() -> str:
 # --- Uppy 6 -----------------------------------------------------------------------------------
 
 
-@uppy.route("/uploads/sign", methods=["POST"], cors=CORS)
-@_handled
-def sign_upload_request() -> Response:
+# Uppy sends its bodies as JSON: Chalice's default body type.
+@endpoint(uppy, "sign_upload_request", body_types=None)
+def sign_upload_request() -> dict[str, Any]:
     owner = _caller()
-    return _json(200, _service().sign(owner, _required_body()))
+    return _service().sign(owner, _required_body())
 
 
 # --- Uppy 4–5: Companion's S3 routes ----------------------------------------------------------
 
 
-@uppy.route("/s3/multipart", methods=["POST"], cors=CORS)
-@_handled
-def companion_create_multipart() -> Response:
+@endpoint(uppy, "companion_create_multipart", body_types=None)
+def companion_create_multipart() -> dict[str, Any]:
     owner = _caller()
-    return _json(200, _service().create_multipart(owner, _required_body()))
+    return _service().create_multipart(owner, _required_body())
 
 
-@uppy.route("/s3/multipart/{upload_id}/{part_number}", methods=["GET"], cors=CORS)
-@_handled
-def companion_sign_part(upload_id: str, part_number: str) -> Response:
+@endpoint(uppy, "companion_sign_part")
+def companion_sign_part(upload_id: str, part_number: str) -> dict[str, Any]:
     owner = _caller()
-    return _json(200, _service().sign_part(owner, upload_id, part_number, _key()))
+    return _service().sign_part(owner, upload_id, part_number, _key())
 
 
-@uppy.route("/s3/multipart/{upload_id}", methods=["GET"], cors=CORS)
-@_handled
-def companion_list_parts(upload_id: str) -> Response:
+@endpoint(uppy, "companion_list_parts")
+def companion_list_parts(upload_id: str) -> list[dict[str, Any]]:
     owner = _caller()
-    return _json(200, _service().list_parts(owner, upload_id, _key()))
+    return _service().list_parts(owner, upload_id, _key())
 
 
-@uppy.route("/s3/multipart/{upload_id}/complete", methods=["POST"], cors=CORS)
-@_handled
-def companion_complete(upload_id: str) -> Response:
+@endpoint(uppy, "companion_complete", body_types=None)
+def companion_complete(upload_id: str) -> dict[str, Any]:
     owner = _caller()
-    return _json(200, _service().complete(owner, upload_id, _key(), _body()))
+    return _service().complete(owner, upload_id, _key(), _body())
 
 
-@uppy.route("/s3/multipart/{upload_id}", methods=["DELETE"], cors=CORS)
-@_handled
-def companion_abort(upload_id: str) -> Response:
+@endpoint(uppy, "companion_abort")
+def companion_abort(upload_id: str) -> dict[str, Any]:
     owner = _caller()
-    return _json(200, _service().abort(owner, upload_id, _key()))
+    return _service().abort(owner, upload_id, _key())
 
 
-@uppy.route("/s3/params", methods=["GET"], cors=CORS)
-@_handled
-def companion_upload_parameters() -> Response:
+@endpoint(uppy, "companion_upload_parameters")
+def companion_upload_parameters() -> dict[str, Any]:
     owner = _caller()
     query = dict(uppy.current_request.query_params or {})
-    return _json(200, _service().upload_parameters(owner, query))
+    return _service().upload_parameters(owner, query)
