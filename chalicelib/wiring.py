@@ -15,7 +15,7 @@ from chalicelib.adapters.records import DynamoDBTimelapseRepository, bind_table
 from chalicelib.adapters.storage import S3Storage
 from chalicelib.adapters.webhook_secrets import DynamoDBWebhookSecrets, bind_secret_table
 from chalicelib.adapters.webhooks import HttpWebhookSender, SQSWebhookQueue, resolve
-from chalicelib.domain.webhooks import CallbackPolicy, set_callback_policy
+from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.media.ffmpeg import locate_ffmpeg
 from chalicelib.services.ports import Notifier
 from chalicelib.services.processing import ProcessingService
@@ -83,14 +83,6 @@ def webhook_secret_service() -> WebhookSecretService:
 @cache
 def webhook_service() -> WebhookService:
     settings = get_settings()
-    # callbackUrl checks at create time follow the same policy as delivery; deployed, they also
-    # resolve the host (locally that is left to delivery, so unit tests never touch DNS).
-    set_callback_policy(
-        CallbackPolicy(
-            allow_loopback=settings.webhook_allow_loopback,
-            resolve=None if settings.is_local else resolve,
-        )
-    )
     return WebhookService(
         queue=SQSWebhookQueue(lambda: sqs_client(settings), settings.queue_url),
         sender=HttpWebhookSender(
@@ -118,6 +110,15 @@ def token_verifier() -> TokenVerifier:
     return HS256Verifier(settings.jwt_secret)
 
 
+def callback_policy(settings: Settings) -> CallbackPolicy:
+    # callbackUrl checks at create time follow the same policy as delivery; deployed, they also
+    # resolve the host (locally that is left to delivery, so unit tests never touch DNS).
+    return CallbackPolicy(
+        allow_loopback=settings.webhook_allow_loopback,
+        resolve=None if settings.is_local else resolve,
+    )
+
+
 @cache
 def timelapse_service() -> TimelapseService:
     settings = get_settings()
@@ -128,6 +129,7 @@ def timelapse_service() -> TimelapseService:
         limits=settings.limits,
         notifier=notifier(),
         storage_events=settings.storage_events,
+        callbacks=callback_policy(settings),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from chalicelib.domain.keys import VIDEO_FILE_EXTENSIONS, filename_extension
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import Status
-from chalicelib.domain.webhooks import validate_callback_url
+from chalicelib.domain.webhooks import CallbackPolicy, validate_callback_url
 from chalicelib.errors import TooLargeError, UnsupportedMediaError, ValidationError
 
 MAX_PROJECT_ID = 128
@@ -161,14 +161,14 @@ def target_seconds(value: float | None, limits: Limits) -> float:
     return value
 
 
-def callback_url(value: str | None) -> str | None:
-    """Deployed: https to public addresses only; locally loopback too (the policy wiring sets)."""
+def callback_url(value: str | None, policy: CallbackPolicy) -> str | None:
+    """Deployed: https to public addresses only; locally loopback too (the policy it is given)."""
     if value is None:
         return None
-    return validate_callback_url(value)
+    return validate_callback_url(value, policy)
 
 
-def parse_create(body: Any, limits: Limits) -> CreateRequest:
+def parse_create(body: Any, limits: Limits, callbacks: CallbackPolicy) -> CreateRequest:
     body = _object(body)
     project = project_id(_string(body, "projectId", max_length=MAX_PROJECT_ID, required=True) or "")
     ctype = _content_type_field(body)
@@ -187,7 +187,9 @@ def parse_create(body: Any, limits: Limits) -> CreateRequest:
         duration_minutes=duration,
         target_seconds=target_seconds(_number(body, "targetSeconds"), limits),
         process=process,
-        callback_url=callback_url(_string(body, "callbackUrl", max_length=MAX_URL, required=False)),
+        callback_url=callback_url(
+            _string(body, "callbackUrl", max_length=MAX_URL, required=False), callbacks
+        ),
     )
 
 

@@ -166,19 +166,6 @@ class CallbackPolicy:
     resolve: Resolver | None = None
 
 
-# Secure by default; wiring sets the deployment's policy once from settings.
-_policy = CallbackPolicy()
-
-
-def set_callback_policy(policy: CallbackPolicy) -> None:
-    global _policy  # noqa: PLW0603 - configured once at start-up by wiring, read by parsing
-    _policy = policy
-
-
-def callback_policy() -> CallbackPolicy:
-    return _policy
-
-
 def _unwrap(ip: Address) -> Address:
     """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), else itself. Teredo stays as
     it is: it reaches a tunnel relay, not the address it embeds, and is refused as a whole."""
@@ -306,9 +293,8 @@ def check_addresses(
             raise ValidationError("callbackUrl must use https://")
 
 
-def validate_callback_url(url: str, policy: CallbackPolicy | None = None) -> str:
+def validate_callback_url(url: str, policy: CallbackPolicy) -> str:
     """The create-time check: the URL's form, and its addresses when the policy can resolve."""
-    policy = policy or _policy
     target = parse_callback_url(url, allow_loopback=policy.allow_loopback)
     if policy.resolve is not None and _literal_address(target.host) is None:
         try:

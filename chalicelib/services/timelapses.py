@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.domain import requests
@@ -23,6 +23,7 @@ from chalicelib.domain.timelapse import (
     iso,
     utcnow,
 )
+from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.services.ports import Notifier, ObjectInfo, Storage, TimelapseRepository, WorkQueue
 from chalicelib.services.uploads import acceptance_refusal
@@ -40,11 +41,13 @@ class TimelapseService:
     notifier: Notifier
     # False where storage sends no ObjectCreated events (Cloudflare R2): the API enqueues instead.
     storage_events: bool = True
+    # Which callbackUrls a create accepts (secure by default: public https only).
+    callbacks: CallbackPolicy = field(default_factory=CallbackPolicy)
 
     # --- create and upload --------------------------------------------------------------------
 
     def create(self, owner_id: str, body: Any) -> dict[str, Any]:
-        request = requests.parse_create(body, self.limits)
+        request = requests.parse_create(body, self.limits, self.callbacks)
         timelapse_id = _new_id()
         key = original_key(timelapse_id, request.content_type, request.filename)
         multipart = request.size_bytes > self.limits.multipart_threshold_bytes

@@ -29,6 +29,7 @@ from chalicelib.domain.timelapse import (
     Status,
     Timelapse,
 )
+from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.openapi import ERROR_RESPONSES, openapi_document
 from chalicelib.routes import BY_NAME, ROUTES, Route
 from chalicelib.services.ports import NoNotifier, PresignedUrl, StoredPart
@@ -454,7 +455,7 @@ OK_CREATE = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": 1}
 
 def parse_create_status(body: Any) -> int:
     try:
-        requests.parse_create(body, Limits())
+        requests.parse_create(body, Limits(), CallbackPolicy())
     except errors.LapseError as exc:
         return api.HTTP_STATUS[type(exc)]
     return 201

@@ -17,6 +17,7 @@ from chalicelib.domain.requests import (
     project_id,
 )
 from chalicelib.domain.timelapse import Status
+from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.errors import (
     LapseError,
     TooLargeError,
@@ -25,6 +26,7 @@ from chalicelib.errors import (
 )
 
 LIMITS = Limits()
+DEPLOYED = CallbackPolicy()  # public https callbacks only
 VALID: dict[str, Any] = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": 1024}
 
 
@@ -38,7 +40,7 @@ def body(**changes: Any) -> dict[str, Any]:
 
 
 def test_minimal_body_gets_the_defaults() -> None:
-    request = parse_create(body(), LIMITS)
+    request = parse_create(body(), LIMITS, DEPLOYED)
     assert request.project_id == "p-42"
     assert request.content_type == "video/mp4"
     assert request.size_bytes == 1024
@@ -61,6 +63,7 @@ def test_full_body_is_read_as_given() -> None:
             callbackUrl="https://example.com/hook",
         ),
         LIMITS,
+        DEPLOYED,
     )
     assert request.content_type == "video/quicktime"
     assert request.size_bytes == 50 * GiB
@@ -86,19 +89,19 @@ def test_full_body_is_read_as_given() -> None:
 )
 def test_content_type_is_advisory(declared: str, filename: str | None, stored: str) -> None:
     # Given what browsers and cameras label video files with (Chrome sends "" for .mts)
-    request = parse_create(body(contentType=declared, filename=filename or ...), LIMITS)
+    request = parse_create(body(contentType=declared, filename=filename or ...), LIMITS, DEPLOYED)
     # Then the create is accepted; the bytes decide once uploaded
     assert request.content_type == stored
     assert request.filename == filename
 
 
 def test_bounds_of_target_seconds_are_inclusive() -> None:
-    assert parse_create(body(targetSeconds=1), LIMITS).target_seconds == 1.0
-    assert parse_create(body(targetSeconds=600.0), LIMITS).target_seconds == 600.0
+    assert parse_create(body(targetSeconds=1), LIMITS, DEPLOYED).target_seconds == 1.0
+    assert parse_create(body(targetSeconds=600.0), LIMITS, DEPLOYED).target_seconds == 600.0
 
 
 def test_one_byte_is_enough() -> None:
-    assert parse_create(body(sizeBytes=1), LIMITS).size_bytes == 1
+    assert parse_create(body(sizeBytes=1), LIMITS, DEPLOYED).size_bytes == 1
 
 
 # --- parse_create: every refusal with its type --------------------------------------------------
@@ -210,7 +213,7 @@ REFUSALS: list[tuple[str, Any, type[LapseError], str]] = [
 )
 def test_parse_create_refusals(raw: Any, error: type[LapseError], words: str) -> None:
     with pytest.raises(LapseError) as caught:
-        parse_create(raw, LIMITS)
+        parse_create(raw, LIMITS, DEPLOYED)
     # exactly the expected type: a 413 must not come out as a 400, nor the other way round
     assert type(caught.value) is error
     assert words in caught.value.message
@@ -221,10 +224,10 @@ def test_configured_limits_are_the_ones_enforced() -> None:
     small = Limits(max_upload_bytes=1024 * 1024, min_target_seconds=10, max_target_seconds=20)
     # Then the cap and the range come from the limits, not from the defaults
     with pytest.raises(TooLargeError, match="1048576"):
-        parse_create(body(sizeBytes=1024 * 1024 + 1), small)
+        parse_create(body(sizeBytes=1024 * 1024 + 1), small, DEPLOYED)
     with pytest.raises(ValidationError, match="between 10 and 20"):
-        parse_create(body(targetSeconds=30), small)
-    assert parse_create(body(sizeBytes=1024 * 1024), small).size_bytes == 1024 * 1024
+        parse_create(body(targetSeconds=30), small, DEPLOYED)
+    assert parse_create(body(sizeBytes=1024 * 1024), small, DEPLOYED).size_bytes == 1024 * 1024
 
 
 def test_error_codes_are_stable() -> None:
@@ -341,4 +344,4 @@ def test_status_filter() -> None:
 
 def test_filenames_in_any_script_are_kept_as_given() -> None:
     for name in ["Büro 08:00.mov", "日本語の録画.mp4", "it's (final) #2.webm"]:
-        assert parse_create(body(filename=name), LIMITS).filename == name
+        assert parse_create(body(filename=name), LIMITS, DEPLOYED).filename == name

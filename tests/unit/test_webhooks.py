@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -304,21 +303,17 @@ def test_plain_http_to_a_name_must_resolve_to_loopback() -> None:
         domain.check_addresses(target, ["10.0.0.1"], allow_loopback=True)
 
 
-@pytest.fixture
-def policy() -> Iterator[None]:
-    saved = domain.callback_policy()
-    yield
-    domain.set_callback_policy(saved)
-
-
-@pytest.mark.usefixtures("policy")
-def test_request_parsing_follows_the_configured_policy() -> None:
-    domain.set_callback_policy(DEPLOYED)
+def test_request_parsing_follows_the_policy_it_is_given() -> None:
     with pytest.raises(ValidationError, match="loopback"):
-        requests.callback_url("http://127.0.0.1:9/h")
-    domain.set_callback_policy(LOCAL)
-    assert requests.callback_url("http://127.0.0.1:9/h") == "http://127.0.0.1:9/h"
-    assert requests.callback_url(None) is None
+        requests.callback_url("http://127.0.0.1:9/h", DEPLOYED)
+    assert requests.callback_url("http://127.0.0.1:9/h", LOCAL) == "http://127.0.0.1:9/h"
+    assert requests.callback_url(None, DEPLOYED) is None
+
+
+def test_the_wired_policy_follows_the_settings() -> None:
+    local = wiring.callback_policy(Settings.from_env({}))
+    assert local.allow_loopback is True
+    assert local.resolve is None  # locally, delivery checks addresses; unit tests touch no DNS
 
 
 def test_settings_allow_loopback_only_locally() -> None:
