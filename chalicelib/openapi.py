@@ -219,7 +219,13 @@ def _timelapse_properties() -> dict[str, Schema]:
             "The declared type, lower-cased, without parameters; `application/octet-stream` "
             "when the client declared none. Advisory: the bytes decide."
         ),
-        "sizeBytes": _integer("The declared size of the original.", minimum=1),
+        "sizeBytes": _nullable(
+            _integer(
+                "The original's size: as declared, or, where none was (Uppy), as stored once "
+                "the upload is in (null until then).",
+                minimum=1,
+            )
+        ),
         "durationMinutes": _nullable(_number("As the client gave it.", minimum=0)),
         "targetSeconds": _number(
             "Requested timelapse length; the output is never longer than the source.",
@@ -515,7 +521,11 @@ def _uppy_sign_request_schema() -> Schema:
             ),
             "expiresIn": _integer("Seconds; capped at the upload URL lifetime.", minimum=1),
             "projectId": _string(create, maxLength=MAX_PROJECT_ID, pattern=PROJECT_ID_PATTERN),
-            "sizeBytes": _integer(create + " Required there: Uppy does not pass it.", minimum=1),
+            "sizeBytes": _integer(
+                create + " Optional (Uppy has none to pass): without it the size limit applies "
+                "to the stored object once the upload is complete (beyond it: `failed`, deleted).",
+                minimum=1,
+            ),
             "contentType": _string(create + " Required there (Uppy 6.3+ passes it for a PUT)."),
             "targetSeconds": _number(create),
             "filename": _string(create, maxLength=MAX_FILENAME),
@@ -531,10 +541,14 @@ def _companion_metadata_schema() -> Schema:
     return _object(
         {
             "projectId": _string(maxLength=MAX_PROJECT_ID, pattern=PROJECT_ID_PATTERN),
-            "sizeBytes": _described(numeric, "The file's size (`file.size`): set it per file."),
+            "sizeBytes": _described(
+                numeric,
+                "Optional: the file's size (`file.size`). Without it the size limit applies to "
+                "the stored object once the upload is complete.",
+            ),
             "targetSeconds": {"anyOf": [_number(), _string()]},
         },
-        required=["projectId", "sizeBytes"],
+        required=["projectId"],
         description="Uppy's file meta (values arrive as strings); other fields are ignored.",
     )
 
@@ -795,7 +809,7 @@ def _query_parameters() -> dict[str, Schema]:
             "metadata[projectId]", _string(), "The project.", required=True
         ),
         "metadata[sizeBytes]": _query_parameter(
-            "metadata[sizeBytes]", _string(pattern=r"^\d+$"), "`file.size`.", required=True
+            "metadata[sizeBytes]", _string(pattern=r"^\d+$"), "Optional: `file.size`."
         ),
         "metadata[targetSeconds]": _query_parameter(
             "metadata[targetSeconds]", _string(), "Optional."

@@ -160,4 +160,5 @@ def watchdog_service() -> WatchdogService:
         queue=work_queue(),
         notifier=notifier(),
         max_attempts=settings.max_attempts,
+        limits=settings.limits,
     )

@@ -139,12 +139,19 @@ class FakeRecords:
         }
 
     def mark_uploaded(
-        self, timelapse_id: str, *, queue: bool, etag: str | None = None
+        self,
+        timelapse_id: str,
+        *,
+        queue: bool,
+        etag: str | None = None,
+        size_bytes: int | None = None,
     ) -> Timelapse:
         stage = Stage.QUEUED if queue else None
         changes: dict[str, Any] = {"stage": stage, "uploaded_at": self.clock()}
         if etag:
             changes["original_etag"] = etag
+        if size_bytes is not None:
+            changes["size_bytes"] = size_bytes
         return self._transition(timelapse_id, Transition.MARK_UPLOADED, changes)
 
     def bind_client_upload(self, timelapse_id: str, upload_id: str) -> Timelapse:
@@ -291,7 +298,7 @@ class FakeStorage:
         )
 
     def presign_put(
-        self, key: str, *, content_type: str, size_bytes: int, seconds: int
+        self, key: str, *, content_type: str, size_bytes: int | None, seconds: int
     ) -> PresignedUrl:
         return self._signed(f"{key}?put&size={size_bytes}", seconds)
 

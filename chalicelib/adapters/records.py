@@ -75,7 +75,7 @@ class TimelapseModel(Model):
     stage = UnicodeAttribute(null=True)
     progress = NumberAttribute(default=0)
     content_type = UnicodeAttribute(attr_name="contentType")
-    size_bytes = NumberAttribute(attr_name="sizeBytes")
+    size_bytes = NumberAttribute(attr_name="sizeBytes", null=True)
     original_video_key = UnicodeAttribute(attr_name="originalVideoKey")
     processed_video_key = UnicodeAttribute(attr_name="processedVideoKey", null=True)
     poster_key = UnicodeAttribute(attr_name="posterKey", null=True)
@@ -165,7 +165,7 @@ def to_domain(item: TimelapseModel) -> Timelapse:
         stage=Stage(item.stage) if item.stage else None,
         progress=int(item.progress or 0),
         content_type=item.content_type,
-        size_bytes=int(item.size_bytes),
+        size_bytes=None if item.size_bytes is None else int(item.size_bytes),
         original_video_key=item.original_video_key,
         processed_video_key=item.processed_video_key,
         poster_key=item.poster_key,
@@ -379,21 +379,27 @@ class DynamoDBTimelapseRepository:
         return to_domain(item)
 
     def mark_uploaded(
-        self, timelapse_id: str, *, queue: bool, etag: str | None = None
+        self,
+        timelapse_id: str,
+        *,
+        queue: bool,
+        etag: str | None = None,
+        size_bytes: int | None = None,
     ) -> Timelapse:
         """awaiting_upload → queued (or → uploaded-and-idle for process=false); `etag` names the
-        object accepted, so that only it is ever rendered."""
+        object accepted, so that only it is ever rendered; `size_bytes`, the stored original's,
+        fills in a size the client did not declare (Uppy)."""
         stage = (
             TimelapseModel.stage.set(Stage.QUEUED.value) if queue else TimelapseModel.stage.remove()
         )
-        accepted = TimelapseModel.original_etag.set(etag) if etag else None
+        actions: list[Action] = [stage, TimelapseModel.uploaded_at.set(_iso(utcnow()))]
+        if etag:
+            actions.append(TimelapseModel.original_etag.set(etag))
+        if size_bytes is not None:
+            actions.append(TimelapseModel.size_bytes.set(size_bytes))
         return self._update(
             timelapse_id,
-            [
-                stage,
-                TimelapseModel.uploaded_at.set(_iso(utcnow())),
-                *([accepted] if accepted else []),
-            ],
+            actions,
             Transition.MARK_UPLOADED,
         )
 

@@ -67,14 +67,14 @@ class S3Storage:
         return PresignedUrl(url, datetime.now(UTC) + timedelta(seconds=seconds))
 
     def presign_put(
-        self, key: str, *, content_type: str, size_bytes: int, seconds: int
+        self, key: str, *, content_type: str, size_bytes: int | None, seconds: int
     ) -> PresignedUrl:
-        """A PUT signed for exactly this key, content type and length."""
-        return self._presign(
-            "put_object",
-            {"Key": key, "ContentType": content_type, "ContentLength": size_bytes},
-            seconds,
-        )
+        """A PUT signed for exactly this key, content type and length (any length when None:
+        then the size is checked once the object is stored)."""
+        params: dict[str, Any] = {"Key": key, "ContentType": content_type}
+        if size_bytes is not None:
+            params["ContentLength"] = size_bytes
+        return self._presign("put_object", params, seconds)
 
     def presign_part(
         self, key: str, upload_id: str, part_number: int, seconds: int

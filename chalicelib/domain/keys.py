@@ -49,6 +49,13 @@ def extension_for(content_type: str) -> str | None:
     return VIDEO_EXTENSIONS.get(content_type.split(";", maxsplit=1)[0].strip().lower())
 
 
+def type_for_extension(extension: str | None) -> str | None:
+    """The video type browsers give a file with this extension (.mp4 → video/mp4), or None."""
+    aliases = {"qt": "mov", "3g2": "3gp", "mts": "m2ts", "m2t": "m2ts"}
+    wanted = aliases.get(extension or "", extension)
+    return next((kind for kind, ext in VIDEO_EXTENSIONS.items() if ext == wanted), None)
+
+
 def filename_extension(filename: str | None) -> str | None:
     """The lower-cased extension of `filename` when it names a video container lapse reads."""
     if not filename or "." not in filename:

@@ -30,7 +30,7 @@ MAX_DURATION_MINUTES = 366 * 24 * 60
 class CreateRequest:
     project_id: str
     content_type: str
-    size_bytes: int
+    size_bytes: int | None
     filename: str | None
     duration_minutes: float | None
     target_seconds: float
@@ -168,7 +168,10 @@ def callback_url(value: str | None, policy: CallbackPolicy) -> str | None:
     return validate_callback_url(value, policy)
 
 
-def parse_create(body: Any, limits: Limits, callbacks: CallbackPolicy) -> CreateRequest:
+def parse_create(
+    body: Any, limits: Limits, callbacks: CallbackPolicy, *, size_required: bool = True
+) -> CreateRequest:
+    """`size_required=False` for Uppy's routes: Uppy has no size to pass (API.md)."""
     body = _object(body)
     project = project_id(_string(body, "projectId", max_length=MAX_PROJECT_ID, required=True) or "")
     ctype = _content_type_field(body)
@@ -177,12 +180,13 @@ def parse_create(body: Any, limits: Limits, callbacks: CallbackPolicy) -> Create
     process = body.get("process", True)
     if not isinstance(process, bool):
         raise ValidationError("process must be true or false")
-    if "sizeBytes" not in body:
+    declared = "sizeBytes" in body
+    if not declared and size_required:
         raise ValidationError("sizeBytes is required")
     return CreateRequest(
         project_id=project,
         content_type=content_type(ctype, filename),
-        size_bytes=size_bytes(body["sizeBytes"], limits),
+        size_bytes=size_bytes(body["sizeBytes"], limits) if declared else None,
         filename=filename,
         duration_minutes=duration,
         target_seconds=target_seconds(_number(body, "targetSeconds"), limits),

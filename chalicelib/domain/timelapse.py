@@ -66,7 +66,7 @@ class Timelapse:
     status: Status
     stage: Stage | None
     content_type: str
-    size_bytes: int
+    size_bytes: int | None  # None: not declared (Uppy); set from storage once the upload is in
     original_video_key: str
     created_at: datetime
     updated_at: datetime

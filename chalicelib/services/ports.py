@@ -54,7 +54,12 @@ class TimelapseRepository(Protocol):
     def scan_stale_pending(self, stage: Stage, before: datetime) -> Iterator[Timelapse]: ...
     def delete(self, timelapse_id: str) -> None: ...
     def mark_uploaded(
-        self, timelapse_id: str, *, queue: bool, etag: str | None = None
+        self,
+        timelapse_id: str,
+        *,
+        queue: bool,
+        etag: str | None = None,
+        size_bytes: int | None = None,
     ) -> Timelapse: ...
     def bind_client_upload(self, timelapse_id: str, upload_id: str) -> Timelapse: ...
     def requeue(self, timelapse_id: str) -> Timelapse: ...
@@ -93,7 +98,7 @@ class Storage(Protocol):
     bucket: str
 
     def presign_put(
-        self, key: str, *, content_type: str, size_bytes: int, seconds: int
+        self, key: str, *, content_type: str, size_bytes: int | None, seconds: int
     ) -> PresignedUrl: ...
     def presign_part(
         self, key: str, upload_id: str, part_number: int, seconds: int

@@ -171,7 +171,10 @@ class ProcessingService:
                 return
             try:
                 timelapse = self.records.mark_uploaded(
-                    timelapse_id, queue=timelapse.process, etag=accepted.etag
+                    timelapse_id,
+                    queue=timelapse.process,
+                    etag=accepted.etag,
+                    size_bytes=accepted.size,
                 )
             except ConflictError:
                 logger.info("upload already accepted (duplicate event)")
@@ -181,7 +184,8 @@ class ProcessingService:
         self.run(timelapse_id, deadline)
 
     def _accept_upload(self, timelapse: Timelapse) -> ObjectInfo | None:
-        """Server-side checks on what the client uploaded; a refusal fails the record."""
+        """Server-side checks on what the client uploaded; a refusal fails the record and
+        deletes the object."""
         found = self.storage.head(timelapse.original_video_key)
         if found is None:
             return None  # a stale event for an object already gone

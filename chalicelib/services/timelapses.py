@@ -30,6 +30,8 @@ from chalicelib.services.uploads import acceptance_refusal
 
 FIRST_PART_URLS = 100
 CANCELLED = ErrorInfo("cancelled", "Cancelled by its owner.")
+# What no later upload can mend (only uploads without a declared size can get these).
+FINAL_REFUSALS = frozenset({"too_large", "empty_upload"})
 
 
 @dataclass
@@ -46,13 +48,17 @@ class TimelapseService:
 
     # --- create and upload --------------------------------------------------------------------
 
-    def create(self, owner_id: str, body: Any) -> dict[str, Any]:
-        request = requests.parse_create(body, self.limits, self.callbacks)
+    def create(self, owner_id: str, body: Any, *, size_required: bool = True) -> dict[str, Any]:
+        request = requests.parse_create(
+            body, self.limits, self.callbacks, size_required=size_required
+        )
         timelapse_id = _new_id()
         key = original_key(timelapse_id, request.content_type, request.filename)
-        multipart = request.size_bytes > self.limits.multipart_threshold_bytes
         upload_info = UploadInfo(UploadMethod.PUT)
-        if multipart:
+        if (
+            request.size_bytes is not None
+            and request.size_bytes > self.limits.multipart_threshold_bytes
+        ):
             plan = plan_parts(request.size_bytes, self.limits)
             upload_id = self.storage.create_multipart(
                 key,
@@ -168,6 +174,8 @@ class TimelapseService:
         assert upload.upload_id
         assert upload.part_count
         key = timelapse.original_video_key
+        # lapse's own multipart uploads always have a declared size (Uppy's are its own).
+        assert timelapse.size_bytes is not None
         wanted = requests.parse_completed_parts(body, upload.part_count)
         stored = {p.part_number: p for p in self.storage.list_parts(key, upload.upload_id)}
         total = sum(p.size for p in stored.values())
@@ -281,15 +289,23 @@ class TimelapseService:
     def _queue_uploaded(self, timelapse: Timelapse, *, queue: bool) -> Timelapse:
         """awaiting_upload → queued (or idle) once the object is really there (no bucket events)."""
         found = self._require_original(timelapse)
-        if found.size != timelapse.size_bytes:
+        if timelapse.size_bytes is not None and found.size != timelapse.size_bytes:
             raise ConflictError(
                 f"storage holds {found.size} bytes, not the declared {timelapse.size_bytes}: "
                 "the upload is not finished"
             )
         refusal = acceptance_refusal(timelapse, found, self.storage, self.limits)
+        if refusal is not None and refusal.code in FINAL_REFUSALS:
+            # No size was declared (Uppy) and what arrived is beyond the limits: refuse for good.
+            failed = self.records.fail_pending(timelapse.id, refusal)
+            self.storage.delete(timelapse.original_video_key)
+            self.notifier.timelapse_ended(failed)
+            raise ConflictError(refusal.message)
         if refusal is not None:
             raise ConflictError(f"the stored original cannot be processed: {refusal.message}")
-        uploaded = self.records.mark_uploaded(timelapse.id, queue=queue, etag=found.etag)
+        uploaded = self.records.mark_uploaded(
+            timelapse.id, queue=queue, etag=found.etag, size_bytes=found.size
+        )
         if queue:
             self.queue.send_process(timelapse.id)
         return uploaded

@@ -23,7 +23,10 @@ def original_refusal(
             f"The uploaded file has {found.size} bytes, over the limit of "
             f"{limits.max_upload_bytes}; it was not processed.",
         )
-    if found.size != timelapse.size_bytes:
+    if timelapse.size_bytes is None and found.size == 0:
+        return ErrorInfo("empty_upload", "The uploaded file is empty; upload the video again.")
+    # No size declared (Uppy's routes): the limits above are the check; mark_uploaded records it.
+    if timelapse.size_bytes is not None and found.size != timelapse.size_bytes:
         return ErrorInfo(
             "size_mismatch",
             f"The uploaded file has {found.size} bytes but {timelapse.size_bytes} were "

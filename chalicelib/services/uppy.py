@@ -5,21 +5,29 @@ CreateMultipartUpload: a multipart upload made through Uppy 6 is opened by the b
 uploadId reaches lapse only with the next request to sign. Uppy 4–5 (the Companion routes) asks
 the server to open the multipart upload and to complete it.
 
-Either way a timelapse is created by `TimelapseService.create`, with one difference: Uppy splits
+Either way a timelapse is created by `TimelapseService.create`, with two differences: Uppy splits
 the file itself, so the record is made for a single upload and lapse opens no multipart upload of
-its own. A request about an upload in progress is authorised by its key: the key must be the
-original of one of the caller's own timelapses, and the uploadId the one multipart upload bound to
-that timelapse (at create for Companion, at its first request for Uppy 6): storage other than S3
-may not check that an uploadId belongs to the key it is sent with, so lapse checks it itself.
+its own; and Uppy passes no size, so `sizeBytes` is optional here (the limits then apply to what
+storage holds once the upload is complete: services/uploads.py).
+
+A request about an upload in progress is authorised by its key: the key must be the original of
+one of the caller's own timelapses, and the uploadId the one multipart upload bound to that
+timelapse (at create for Companion, at its first request for Uppy 6): storage other than S3 may
+not check that an uploadId belongs to the key it is sent with, so lapse checks it itself.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.domain import requests
-from chalicelib.domain.keys import timelapse_id_from_original_key
+from chalicelib.domain.keys import (
+    filename_extension,
+    timelapse_id_from_original_key,
+    type_for_extension,
+)
 from chalicelib.domain.timelapse import Stage, Status, Timelapse, iso
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.services.timelapses import TimelapseService
@@ -32,6 +40,8 @@ SIGN_FIELDS = frozenset({"method", "key", "uploadId", "partNumber", "expiresIn"}
 NUMERIC_METADATA = ("sizeBytes", "targetSeconds", "durationMinutes")
 TEXT_METADATA = ("projectId", "filename", "callbackUrl")
 METHODS = frozenset({"PUT", "POST", "GET", "DELETE"})
+# Uppy 6's own object key for a file: `<random UUID>-<file name>`.
+UPPY_KEY_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-")
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,28 @@ def parse_sign_request(body: Any) -> tuple[S3Request, dict[str, Any]]:
     return request, fields
 
 
+def fields_from_uppy_key(key: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """What Uppy's proposed key tells of the file when the front end passed nothing else: Uppy 6
+    names a file's key `<uuid>-<file name>`, so the name, and from its extension the type a
+    browser gives such a file (the presigned request is signed for that Content-Type)."""
+    name = UPPY_KEY_PREFIX.sub("", key.rsplit("/", maxsplit=1)[-1])
+    found = dict(fields)
+    if "filename" not in found and _usable_name(name):
+        found["filename"] = name
+    if "contentType" not in found:
+        found["contentType"] = type_for_extension(filename_extension(found.get("filename"))) or ""
+    return found
+
+
+def _usable_name(name: str) -> bool:
+    try:
+        return (
+            bool(name) and len(name) <= requests.MAX_FILENAME and bool(requests.safe_filename(name))
+        )
+    except ValidationError:
+        return False
+
+
 def part_number(value: Any) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
@@ -95,11 +127,6 @@ def companion_create_fields(filename: Any, content_type: Any, metadata: Any) -> 
         metadata = {}
     if not isinstance(metadata, dict):
         raise ValidationError("metadata must be an object")
-    if "sizeBytes" not in metadata:
-        raise ValidationError(
-            "metadata.sizeBytes is required: set it per file, e.g. "
-            "uppy.setFileMeta(file.id, {sizeBytes: file.size}) on 'file-added'"
-        )
     fields = {name: _numeric(metadata[name]) for name in NUMERIC_METADATA if name in metadata}
     fields.update({name: metadata[name] for name in TEXT_METADATA if name in metadata})
     fields["contentType"] = content_type
@@ -118,7 +145,7 @@ class UppyService:
         """The one create path, for a single upload: Uppy makes its own multipart uploads."""
         limits = self.timelapses.limits
         whole = replace(limits, multipart_threshold_bytes=limits.max_upload_bytes)
-        return replace(self.timelapses, limits=whole).create(owner_id, fields)
+        return replace(self.timelapses, limits=whole).create(owner_id, fields, size_required=False)
 
     def _seconds(self, expires_in: int | None = None) -> int:
         most = self.timelapses.limits.upload_url_seconds
@@ -215,7 +242,7 @@ class UppyService:
                 f"{request.method} without uploadId is not an upload request; "
                 "delete a timelapse with DELETE /timelapses/{id}"
             )
-        created = self._create(owner_id, fields)
+        created = self._create(owner_id, fields_from_uppy_key(request.key, fields))
         timelapse, upload = created["timelapse"], created["upload"]
         key = timelapse["originalVideoKey"]
         answer = {"key": key, "timelapseId": timelapse["id"], "headers": upload["headers"]}
@@ -238,14 +265,11 @@ class UppyService:
         )
         timelapse = self._create(owner_id, fields)["timelapse"]
         key = timelapse["originalVideoKey"]
+        metadata = {"timelapse-id": timelapse["id"], "upload-method": "multipart"}
+        if timelapse["sizeBytes"] is not None:
+            metadata["file-size"] = str(timelapse["sizeBytes"])
         upload_id = self.timelapses.storage.create_multipart(
-            key,
-            content_type=timelapse["contentType"],
-            metadata={
-                "timelapse-id": timelapse["id"],
-                "upload-method": "multipart",
-                "file-size": str(timelapse["sizeBytes"]),
-            },
+            key, content_type=timelapse["contentType"], metadata=metadata
         )
         self.timelapses.records.bind_client_upload(timelapse["id"], upload_id)
         return {

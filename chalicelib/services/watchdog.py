@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import ConflictError
 from chalicelib.logs import logger
 from chalicelib.services.ports import Notifier, Storage, TimelapseRepository, WorkQueue
+from chalicelib.services.uploads import original_refusal
 
 
 @dataclass
@@ -36,6 +38,7 @@ class WatchdogService:
     # Given, the sweep also recovers uploads whose storage event was lost.
     storage: Storage | None = None
     awaiting_grace_seconds: float = 600.0
+    limits: Limits = field(default_factory=Limits)
 
     def sweep(self, now: datetime) -> SweepReport:
         report = SweepReport()
@@ -78,10 +81,12 @@ class WatchdogService:
         event was lost (or, on R2, the front end never called /process). Queue it as the event
         would have; an upload still in progress has no object yet and is left alone."""
         found = self.storage.head(timelapse.original_video_key) if self.storage else None
-        if found is None or found.size != timelapse.size_bytes:
-            return
+        if found is None or original_refusal(timelapse, found, self.limits):
+            return  # still uploading, or refused: the upload window ends it
         try:
-            self.records.mark_uploaded(timelapse.id, queue=timelapse.process, etag=found.etag)
+            self.records.mark_uploaded(
+                timelapse.id, queue=timelapse.process, etag=found.etag, size_bytes=found.size
+            )
         except ConflictError:
             return  # the event (or the owner) got there first
         if timelapse.process:

@@ -7,6 +7,9 @@ answered from tests/browser/uppy/node_modules (installed by `npm ci`), so nothin
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -66,3 +69,64 @@ def test_uppy6_uploads_above_and_below_100_mib_through_sign_request(
         assert record["status"] == "complete", record
         assert record["sizeBytes"] == size
         assert record["filename"] == name
+
+
+CONTRACT_PAGE = Path(__file__).parent / "uppy" / "contract.html"
+
+
+@pytest.fixture
+def integrators_site() -> Iterator[str]:
+    """The contract page on a loopback origin of its own, as an integrator's site would be."""
+    page = CONTRACT_PAGE.read_bytes()
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_uppy6_written_from_the_contract_alone_uploads_without_sizes(
+    page: Page, integrators_site: str, stack: RunningStack, clip_5s: Path, clip_150mb: Path
+) -> None:
+    small, large = clip_5s.stat().st_size, clip_150mb.stat().st_size
+    user = "uppy-contract"
+    # Given a page that follows API.md literally: signRequest sends what Uppy gives plus projectId
+    page.route(f"{CDN}**", _uppy_from_npm)
+    options = {
+        "api": stack.config.api_url,
+        "token": make_local_token(user, "local-dev-secret"),
+        "project": "p-contract",
+    }
+    page.goto(f"{integrators_site}/contract.html?{urlencode(options)}")
+    page.wait_for_function("window.ready === true")
+    # When the user picks a file below and one above 100 MiB
+    page.set_input_files("#files", [str(clip_5s), str(clip_150mb)])
+    page.wait_for_function("window.result !== undefined", timeout=90_000)
+    result: dict[str, Any] = page.evaluate("window.result")
+    signed: list[dict[str, Any]] = page.evaluate("window.signed")
+    # Then Uppy uploaded both under lapse's keys, and nobody ever told lapse a size
+    assert result["failed"] == [], result
+    assert all("size" not in key.lower() for s in signed for key in s)
+    shapes = [(s["method"], "uploadId" in s) for s in signed]
+    assert ("PUT", False) in shapes  # PutObject
+    assert ("POST", False) in shapes  # CreateMultipartUpload
+    # And each is processed, its size taken from what storage holds
+    api = stack.api(user)
+    for item in result["successful"]:
+        timelapse_id = item["key"].removeprefix("videos/").removesuffix(".mp4")
+        record = api.wait_for(timelapse_id, timeout=90)
+        assert record["status"] == "complete", record
+        assert record["sizeBytes"] == {clip_5s.name: small, clip_150mb.name: large}[item["name"]]
+        assert record["filename"] == item["name"]

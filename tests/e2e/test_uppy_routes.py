@@ -4,6 +4,8 @@ routes of Uppy 4–5. Each signed request is then sent to storage exactly as Upp
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -11,7 +13,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.e2e.conftest import Api, RunningStack
+from tests.e2e.conftest import Api, RunningStack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -172,9 +174,10 @@ def test_uppy6_another_users_or_a_malformed_key_is_404(alice: Api, bob: Api, cli
 @pytest.mark.parametrize(
     ("body", "status"),
     [
-        ({"method": "PUT", "key": "k.mp4", "projectId": "p", "contentType": "video/mp4"}, 400),
         ({"method": "POST", "key": "k.mp4", "contentType": "video/mp4", "sizeBytes": 9}, 400),
-        ({"method": "PUT", "key": "k.txt", "projectId": "p", "contentType": "text/plain"}, 400),
+        ({"method": "PUT", "key": "k.txt", "projectId": "p", "contentType": "text/plain"}, 415),
+        ({"method": "PUT", "key": "notes.txt", "projectId": "p"}, 415),
+        ({"method": "PUT", "key": "k.mp4", "projectId": "p", "sizeBytes": 0}, 400),
         (
             {
                 "method": "PUT",
@@ -207,12 +210,13 @@ def test_uppy_routes_need_a_token(stack: RunningStack) -> None:
 # --- Uppy 4–5: Companion S3 routes ------------------------------------------------------------
 
 
-def _companion_create(api: Api, data: bytes, **metadata: Any) -> dict[str, Any]:
+def _companion_create(api: Api, data: bytes | None, **metadata: Any) -> dict[str, Any]:
+    """Uppy's POST /s3/multipart; `data` None: as Uppy sends it, with no size in the metadata."""
+    size = {} if data is None else {"sizeBytes": str(len(data))}  # meta values are strings
     body = {
         "filename": "desk.mp4",
         "type": "video/mp4",
-        # Uppy sends meta values as strings
-        "metadata": {"projectId": "p-uppy", "sizeBytes": str(len(data)), **metadata},
+        "metadata": {"projectId": "p-uppy", **size, **metadata},
     }
     answer = api.request("POST", "/s3/multipart", json=body)
     assert answer.status_code == 200, answer.text
@@ -292,14 +296,85 @@ def test_companion_abort_cancels_and_others_keys_are_404(
     assert not uploads.get("Uploads")
 
 
-def test_companion_needs_size_and_project(alice: Api) -> None:
-    no_size = {"filename": "a.mp4", "type": "video/mp4", "metadata": {"projectId": "p"}}
-    answer = alice.request("POST", "/s3/multipart", json=no_size)
-    assert answer.status_code == 400
-    assert "sizeBytes" in answer.json()["error"]["message"]
+def test_companion_needs_a_project(alice: Api) -> None:
     no_project = {"filename": "a.mp4", "type": "video/mp4", "metadata": {"sizeBytes": "9"}}
     assert alice.request("POST", "/s3/multipart", json=no_project).status_code == 400
     assert alice.request("GET", "/s3/params", params={"filename": "a.mp4"}).status_code == 400
+
+
+# --- no size: as Uppy sends it (the contract's sizeBytes is optional on these routes) ---------
+
+
+def _uppy6_put_as_uppy_asks(api: Api, path: Path) -> dict[str, Any]:
+    """Uppy 6's PutObject request, its own key, plus the front end's projectId: nothing else."""
+    signed = _signed(api, method="PUT", key=f"{uuid.uuid4()}-{path.name}", projectId="p-nosize")
+    data = path.read_bytes()
+    sent = requests.put(signed["url"], data=data, headers=signed["headers"], timeout=60)
+    assert sent.status_code == 200, sent.text
+    return signed
+
+
+def _companion_multipart_upload(api: Api, data: bytes) -> dict[str, Any]:
+    created = _companion_create(api, None)
+    key, upload_id = created["key"], created["uploadId"]
+    path, query = f"/s3/multipart/{quote(upload_id, safe='')}", {"key": key}
+    signed = api.request("GET", f"{path}/1", params=query)
+    assert signed.status_code == 200, signed.text
+    sent = requests.put(signed.json()["url"], data=data, timeout=60)
+    assert sent.status_code == 200, sent.text
+    parts = [{"PartNumber": 1, "ETag": sent.headers["ETag"]}]
+    done = api.request("POST", f"{path}/complete", params=query, json={"parts": parts})
+    assert done.status_code == 200, done.text
+    return created
+
+
+def test_uppy6_without_size_or_type_learns_both_from_what_storage_holds(
+    alice: Api, clip_5s: Path
+) -> None:
+    signed = _uppy6_put_as_uppy_asks(alice, clip_5s)
+    assert signed["headers"] == {"Content-Type": "video/mp4"}  # from the name in Uppy's key
+    done = alice.wait_for(signed["timelapseId"])
+    assert done["status"] == "complete", done
+    assert done["sizeBytes"] == clip_5s.stat().st_size
+    assert (done["filename"], done["contentType"]) == (clip_5s.name, "video/mp4")
+
+
+def test_companion_without_size_completes_with_the_stored_size(alice: Api, clip_5s: Path) -> None:
+    created = _companion_multipart_upload(alice, clip_5s.read_bytes())
+    done = alice.wait_for(created["timelapseId"])
+    assert done["status"] == "complete", done
+    assert done["sizeBytes"] == clip_5s.stat().st_size
+
+
+@pytest.fixture(scope="module")
+def small_stack(tmp_path_factory: pytest.TempPathFactory, clip_5s: Path) -> Iterator[RunningStack]:
+    """A stack whose upload limit is one byte below the test clip."""
+    log = tmp_path_factory.mktemp("small") / "stack.log"
+    limit = str(clip_5s.stat().st_size - 1)
+    with running_stack(log, LAPSE_MAX_UPLOAD_BYTES=limit) as running:
+        yield running
+
+
+def _refused_as_too_large(stack: RunningStack, api: Api, timelapse_id: str) -> None:
+    failed = api.wait_for(timelapse_id, timeout=60)
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["code"] == "too_large"
+    assert "allowed" in failed["error"]["message"]
+    s3 = stack.config.s3()
+    listed = s3.list_objects_v2(Bucket=stack.config.bucket, Prefix=failed["originalVideoKey"])
+    assert listed.get("KeyCount", 0) == 0, "the oversized original is deleted"
+
+
+def test_an_oversized_upload_without_a_size_fails_with_a_reason_and_is_deleted(
+    small_stack: RunningStack, clip_5s: Path
+) -> None:
+    api = small_stack.api("dave")
+    # Uppy 6, simple PUT
+    signed = _uppy6_put_as_uppy_asks(api, clip_5s)
+    _refused_as_too_large(small_stack, api, signed["timelapseId"])
+    # Companion multipart
+    created = _companion_multipart_upload(api, clip_5s.read_bytes())
+    _refused_as_too_large(small_stack, api, created["timelapseId"])
 
 
 # --- local dev token ----------------------------------------------------------------------------

@@ -95,6 +95,28 @@ def test_an_upload_of_another_size_fails_the_record_and_is_deleted(world: World)
     )
     assert world.storage.head(KEY) is None
     assert world.media.renders == 0
+
+
+def test_without_a_declared_size_the_stored_one_is_recorded_and_rendered(world: World) -> None:
+    uploaded(world, size=2000, size_bytes=None)  # made through Uppy's routes: no size given
+    world.service.object_created(TIMELAPSE_ID, KEY)
+    done = world.record()
+    assert done.status is Status.COMPLETE
+    assert done.size_bytes == 2000
+
+
+def test_without_a_declared_size_an_oversized_upload_fails_and_is_deleted(world: World) -> None:
+    world.service = replace(world.service, limits=Limits(max_upload_bytes=1999))
+    uploaded(world, size=2000, size_bytes=None)
+    world.service.object_created(TIMELAPSE_ID, KEY)
+    failed = world.record()
+    assert failed.status is Status.FAILED
+    assert failed.error is not None
+    assert failed.error.code == "too_large"
+    assert "2000 bytes, over the limit of 1999" in failed.error.message
+    assert world.storage.head(KEY) is None
+    assert world.media.renders == 0
+    assert [t.status for t in world.notifier.ended] == [Status.FAILED]
     assert [t.status for t in world.notifier.ended] == [Status.FAILED]
 
 
