@@ -359,7 +359,7 @@ def _refused_as_too_large(stack: RunningStack, api: Api, timelapse_id: str) -> N
     failed = api.wait_for(timelapse_id, timeout=60)
     assert failed["status"] == "failed", failed
     assert failed["error"]["code"] == "too_large"
-    assert "allowed" in failed["error"]["message"]
+    assert "over the limit" in failed["error"]["message"]
     s3 = stack.config.s3()
     listed = s3.list_objects_v2(Bucket=stack.config.bucket, Prefix=failed["originalVideoKey"])
     assert listed.get("KeyCount", 0) == 0, "the oversized original is deleted"
