@@ -8,7 +8,8 @@ condition and writes atomically per item, and lapse's exactly-once guarantees re
 wrapper restores the property by running one DynamoDB request at a time; S3 and SQS stay
 concurrent (SQS long polls must not block the table). Object GETs stream from the key's buffer
 and cost what they send, ranges included (local/s3_streaming.py); multipart uploads complete in
-bounded memory (local/s3_multipart.py).
+bounded memory (local/s3_multipart.py); form-encoded PUTs are answered as S3 answers them
+(local/s3_form_put.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 from local import s3_multipart, s3_streaming
+from local.s3_form_put import FormEncodedPut
 
 StartResponse = Callable[..., Any]
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         args.host,
         args.port,
-        AtomicDynamoDB(app),
+        FormEncodedPut(AtomicDynamoDB(app)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )
