@@ -1,6 +1,9 @@
 // The lapse upload page: plain modern JavaScript against the lapse HTTP API (../shared/API.md).
 // Create → upload straight to storage (one PUT, or multipart parts with progress, resumable after
-// a reload) → poll the record → play the timelapse.
+// a reload) → poll the record → play the timelapse. Below it, the project's timelapses
+// (project.js); the project is remembered in the URL (?project=) and in localStorage.
+
+import { createProjectView } from './project.js'
 
 const $ = (id) => document.getElementById(id)
 const query = new URLSearchParams(location.search)
@@ -13,6 +16,13 @@ const TYPES = { mp4: 'video/mp4', mov: 'video/quicktime', webm: 'video/webm', mk
 const TERMINAL = new Set(['complete', 'failed', 'cancelled'])
 
 let token = query.get('token') ?? localStorage.getItem('lapse.token')
+const projectView = createProjectView({
+  call: (...args) => call(...args),
+  list: $('timelapses'),
+  title: $('project-name'),
+  empty: $('project-empty'),
+  onError: (message) => { $('project-error').textContent = message; $('project-error').hidden = false },
+})
 let job = null // {id, file, xhrs: Set, stopped}
 
 // --- API ------------------------------------------------------------------------------------
@@ -147,6 +157,7 @@ async function start (file) {
       state = { id: created.timelapse.id, uploadId: upload.uploadId, partSize: upload.partSize, partCount: upload.partCount, etags: {} }
     }
     job.id = state.id
+    projectView.refresh()
     $('cancel').hidden = false
     if (upload?.method === 'PUT') {
       await retried(() => put(upload.url, file, upload.headers, (bytes) => showUpload(bytes, file.size)))
@@ -243,12 +254,24 @@ function showError (message) {
 function signOut () {
   localStorage.removeItem('lapse.token')
   token = null
+  projectView.stop()
   render()
+}
+
+function chooseProject (projectId) {
+  localStorage.setItem('lapse.project', projectId)
+  const url = new URL(location.href)
+  url.searchParams.set('project', projectId)
+  history.replaceState(null, '', url)
+  $('project-error').hidden = true
+  if (token) projectView.show(projectId)
 }
 
 function render () {
   $('signin').hidden = Boolean(token)
   $('upload').hidden = !token
+  $('project-view').hidden = !token
+  if (token && $('project').value) chooseProject($('project').value)
   if (token) {
     try {
       $('who').textContent = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub
@@ -284,5 +307,7 @@ $('signin').addEventListener('submit', async (event) => {
 $('signout').addEventListener('click', (event) => { event.preventDefault(); signOut() })
 $('file').addEventListener('change', () => { if ($('file').files[0]) start($('file').files[0]) })
 $('cancel').addEventListener('click', cancel)
+$('project').addEventListener('change', () => { if ($('project').value) chooseProject($('project').value) })
 if (query.get('token')) localStorage.setItem('lapse.token', token)
+$('project').value = query.get('project') ?? localStorage.getItem('lapse.project') ?? $('project').value
 render()
