@@ -54,7 +54,7 @@ def test_the_project_lists_its_timelapses_plays_them_and_survives_a_reload(
     expect(newest.locator(".detail")).to_contain_text("faster")
     page.evaluate("p => p.play()", player.element_handle())
     page.wait_for_function("p => p.currentTime > 0.3", arg=player.element_handle(), timeout=15_000)
-    # And after a reload (the project comes back from the URL and localStorage), the list is the same
+    # And after a reload (the project comes back from localStorage), the list is the same
     page.goto(web_url)
     expect(page.locator("#project")).to_have_value(project)
     expect(rows).to_have_count(2)
