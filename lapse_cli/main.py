@@ -14,8 +14,8 @@ from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import check_source_limits, plan_timelapse
 from chalicelib.errors import LapseError
 from chalicelib.media.ffmpeg import locate_ffmpeg
-from chalicelib.media.probe import probe
-from chalicelib.media.render import SEEK_AVAILABLE, make_poster, render_timelapse
+from chalicelib.media.render import make_poster, render_timelapse
+from chalicelib.media.source import describe_source
 from lapse_cli.client import add_client_commands
 
 Handler = Callable[[argparse.Namespace], int]
@@ -51,9 +51,10 @@ def run_render(args: argparse.Namespace) -> int:
         return 2
     ffmpeg = locate_ffmpeg(args.ffmpeg)
     started = time.monotonic()
-    info = probe(args.input, ffmpeg=ffmpeg)
+    described = describe_source(args.input, ffmpeg=ffmpeg)
+    info = described.info
     check_source_limits(info, limits)
-    plan = plan_timelapse(info, args.target_seconds, limits, can_seek=SEEK_AVAILABLE)
+    plan = plan_timelapse(info, args.target_seconds, limits, indexed=described.index is not None)
     say = _say(args.quiet)
     say(
         f"source: {info.display_width}x{info.display_height} {info.fps:g} fps "
@@ -74,6 +75,7 @@ def run_render(args: argparse.Namespace) -> int:
             work_dir=Path(work),
             on_progress=_progress_printer(args.quiet),
             should_stop=lambda: False,
+            index=described.index,
         )
     if args.poster:
         make_poster(args.output, args.poster, ffmpeg=ffmpeg, at_seconds=result.duration_seconds / 2)

@@ -3,13 +3,18 @@
 `plan_timelapse` decides which source frames are kept, the output size and frame rate, the encoder
 settings, and the strategy:
 
-- ``keyframes``: decode only keyframes (``-skip_frame nokey -discard nokey``). Chosen when the
-  sampling interval is at least the keyframe interval, so every sampling window holds a keyframe
-  and the output keeps the planned frame count (it snaps to keyframe times, never to fewer frames).
-- ``seek``: for each kept sample, seek to the first keyframe of its window (the one
-  ``keyframes`` keeps) and decode that one frame (PyAV), piping raw frames to the same encoder.
-  It reads only the kept keyframes' bytes (a few % of the file) and its cost grows with the
-  output, not the input; chosen where it measures better than ``keyframes`` (see ``_strategy``).
+- ``ranges``: for H.264/HEVC in MP4/MOV whose index was read, fetch exactly the byte ranges of
+  the keyframes the ``keyframes`` path would keep (the first of each sampling window) and decode
+  them from a pipe (`media.keyframe_fetch`). It reads only those bytes (a few % of the file) in a
+  few concurrent ranged reads, and needs no PyAV, so Lambda runs it too.
+- ``keyframes``: decode only keyframes (``-skip_frame nokey -discard nokey``), ffmpeg's demuxer
+  streaming the file (other containers: MKV/WebM, AVI). Chosen like ``ranges``: when the sampling
+  interval is at least the keyframe interval, so every sampling window holds a keyframe and the
+  output keeps the planned frame count. When keyframes lie up to ~10 % further apart than the
+  interval asked for, the plan samples at the keyframe spacing instead (an output up to 10 %
+  shorter) rather than decode every frame.
+- ``seek``: PyAV seeks to each sample's keyframe (a development extra, no longer planned:
+  ``ranges`` reads the same pictures with fewer requests and runs without PyAV).
 - ``decode_all``: decode every frame and sample by time, with a fast preset.
 
 Frames are selected by time window, not by frame number (variable frame rate sources): the first
@@ -28,7 +33,7 @@ from chalicelib.domain.color import ColorInfo
 from chalicelib.domain.limits import Limits
 from chalicelib.errors import InvalidMediaError
 
-Strategy = Literal["keyframes", "seek", "decode_all"]
+Strategy = Literal["ranges", "keyframes", "seek", "decode_all"]
 
 # Seconds a timestamp may sit before a window boundary and still count for the next window;
 # absorbs rounding of timestamps to the stream time base.
@@ -115,7 +120,7 @@ class RenderPlan:
     threads: int = 2
     # AVI seeks poorly over HTTP (its index sits at the end, and interleaving varies): download it.
     download_first: bool = False
-    # Clockwise rotation a player applies; the "seek" path applies it itself (PyAV does not).
+    # Clockwise rotation a player applies; "seek" and "ranges" apply it themselves (raw input).
     rotation: int = 0
     # The demuxer to name when opening the source ("seek" opens it with PyAV, not the ffmpeg CLI).
     input_format: str | None = None
@@ -125,6 +130,8 @@ class RenderPlan:
     color: ColorInfo = field(default_factory=ColorInfo)
     # The stored picture's height (picks the matrix of an untagged source: SD or HD).
     source_height: int = 0
+    # The source's video codec as ffmpeg names it ("ranges" pipes it raw: -f h264 / -f hevc).
+    codec: str = ""
 
     def sample_times(self) -> list[float]:
         """Seconds from the source's start of each kept sample ("seek"): the window starts.
@@ -176,12 +183,12 @@ def check_source_limits(source: SourceInfo, limits: Limits) -> None:
 
 
 def plan_timelapse(
-    source: SourceInfo, target_seconds: float, limits: Limits, *, can_seek: bool = True
+    source: SourceInfo, target_seconds: float, limits: Limits, *, indexed: bool = False
 ) -> RenderPlan:
     """Plan a timelapse of `source` lasting about `target_seconds`, never longer than the source.
 
-    `can_seek` is False where PyAV is not installed (the Lambda package: PyAV's 104 MB beside the
-    173 MB ffmpeg layer would pass Lambda's 250 MB limit); "keyframes" then stands in for "seek".
+    `indexed` says the container's own index was read (`media.mp4index`): the keyframes' byte
+    ranges are known, so "ranges" can fetch just those.
     """
     check_source_limits(source, limits)
     if not math.isfinite(target_seconds) or target_seconds <= 0:
@@ -192,10 +199,10 @@ def plan_timelapse(
     fitting_frames = math.floor(
         source.duration_seconds * fps + 1e-6
     )  # never longer than the source
-    frame_count = max(1, min(wanted_frames, fitting_frames, source_frames))
+    frame_count = _near_keyframes(source, max(1, min(wanted_frames, fitting_frames, source_frames)))
     interval = source.duration_seconds / frame_count
     width, height = output_size(source.display_width, source.display_height, limits.output_max_side)
-    strategy = _strategy(source, interval, can_seek=can_seek)
+    strategy = _strategy(source, interval, indexed=indexed)
     expected = frame_count / fps
     return RenderPlan(
         strategy=strategy,
@@ -218,6 +225,7 @@ def plan_timelapse(
         mirrored=source.mirrored,
         color=source.color,
         source_height=source.height,
+        codec=source.codec,
     )
 
 
@@ -231,42 +239,46 @@ def _even(value: float) -> int:
     return max(2, math.floor(value / 2 + 1e-9) * 2)
 
 
-# "seek" pays where the source holds many bytes per kept frame: it makes one ranged GET per
-# sample (a first-byte wait each) and reads only the kept keyframes, while "keyframes" streams the
-# whole file through ffmpeg's demuxer (60-100 % of it is read even with -discard nokey). Measured
-# with bench/render.py over an S3-like link (20 ms to first byte, 80 MB/s per connection),
-# 300 samples, render seconds keyframes -> seek (bytes read 100 % -> share shown):
-#   720p 1 Mbit/s, 0.25 MB/sample: 10.3 -> 19.1 s (seek reads 100 % anyway, in 581 requests)
-#   1 h 720p screen, 2.7 MB/sample: 10.9 -> 8.6 s (5 % read)
-#   10 min 1080p 15 Mbit/s, 3.8 MB/sample: 15.9 -> 10.5 s (3.5 % read)
-# The crossover sits where streaming a sample's bytes costs what a request costs:
-# 20 ms x 80 MB/s = 1.6 MB; 2 MB keeps a margin. On local disk the two measure alike.
-SEEK_MIN_BYTES_PER_SAMPLE = 2_000_000
-# Seeking needs an index that says where each keyframe lies: MP4/MOV's, measured over HTTP.
-_SEEK_FORMATS = ("mov,",)
+# Near-keyframe sampling: when keyframes lie at most 10 % further apart than the sampling
+# interval, sampling at the keyframe spacing instead lets keyframes serve (a few hundred pictures
+# decoded instead of every frame), for an output up to 10 % (and a frame) shorter than asked.
+NEAR_KEYFRAME_FACTOR = 1.1
+# "ranges" reads H.264/HEVC keyframes by the MP4/MOV index: the bytes of the kept keyframes only.
+RANGE_CODECS = ("h264", "hevc")
+_INDEXED_FORMATS = ("mov,",)
 
 
-def _strategy(source: SourceInfo, interval: float, *, can_seek: bool) -> Strategy:
+def _keyframes_known(source: SourceInfo) -> float | None:
+    """The keyframe spacing, when there are keyframes enough to sample from (pitfall 8: a lone
+    keyframe has an interval as long as the probe window, never enough)."""
     keyframe_interval = source.keyframe_interval_seconds
     if keyframe_interval is None or keyframe_interval <= 0:
-        return "decode_all"
-    # A lone keyframe (pitfall 8) has an interval as long as the probe window: never enough.
+        return None
     if source.keyframe_count is None or source.keyframe_count < 2:
+        return None
+    return keyframe_interval
+
+
+def _near_keyframes(source: SourceInfo, frame_count: int) -> int:
+    """`frame_count`, or fewer frames (about 10 % fewer at most) one keyframe spacing apart
+    when that lets every sampling window hold a keyframe."""
+    keyframe_interval = _keyframes_known(source)
+    interval = source.duration_seconds / frame_count
+    if keyframe_interval is None or interval >= keyframe_interval:
+        return frame_count
+    spaced = math.floor(source.duration_seconds / keyframe_interval + 1e-9)
+    if spaced >= 1 and keyframe_interval <= NEAR_KEYFRAME_FACTOR * interval * (1 + 1e-9):
+        return spaced
+    return frame_count
+
+
+def _strategy(source: SourceInfo, interval: float, *, indexed: bool) -> Strategy:
+    keyframe_interval = _keyframes_known(source)
+    if keyframe_interval is None or interval < keyframe_interval:
         return "decode_all"
-    if interval < keyframe_interval:
-        return "decode_all"
-    # Every window holds a keyframe: keyframes only, by seeking or by streaming the file.
-    size = source.estimated_bytes
-    samples = source.duration_seconds / interval
-    if (
-        can_seek
-        # PyAV hands over 8-bit pictures: HDR is tone-mapped from the 10-bit ones instead.
-        and source.color.bit_depth == 8
-        and source.format_name.startswith(_SEEK_FORMATS)
-        and size is not None
-        and size / samples >= SEEK_MIN_BYTES_PER_SAMPLE
-    ):
-        return "seek"
+    # Every window holds a keyframe: fetch just those by the index, or stream the file.
+    if indexed and source.format_name.startswith(_INDEXED_FORMATS) and source.codec in RANGE_CODECS:
+        return "ranges"
     return "keyframes"
 
 

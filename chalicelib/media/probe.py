@@ -28,6 +28,7 @@ from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason
 
 KEYFRAME_SCAN_SECONDS = 90
 KEYFRAME_SCAN_MAX = 16
+HEADER_REQUEST_BYTES = 256 * 1024
 # Reading every packet of a source that states no length (copying, decoding nothing) runs at
 # the speed of the read: allow it longer than the opening scan.
 PACKET_SCAN_MIN_TIMEOUT_SECONDS = 300.0
@@ -162,19 +163,28 @@ def probe(
     ffmpeg: str,
     timeout_seconds: float = 60.0,
     max_pixels: int | None = None,
+    scan_keyframes: bool = True,
 ) -> SourceInfo:
-    """Describe `source` (local path or http(s) URL); raise InvalidMediaError if not a video."""
+    """Describe `source` (local path or http(s) URL); raise InvalidMediaError if not a video.
+
+    `scan_keyframes=False` when the caller knows the keyframes from the container's index
+    (`media.mp4index`, which also checks that the file holds every sample): ffmpeg then reads
+    only the header, and the keyframe fields are left for the caller to fill.
+    """
+    window = ["-discard", "nokey", "-t", str(KEYFRAME_SCAN_SECONDS)]
+    if not scan_keyframes:
+        # Header only: closed 256 KiB requests, or ffmpeg's open-ended ones carry ~10 MB of
+        # the file before it hangs up (measured on a 280 MB 1080p MP4: 11.8 MB -> 1.9 MB).
+        window = ["-request_size", str(HEADER_REQUEST_BYTES)] if is_url(source) else []
     command = [
         *base_args(ffmpeg),
-        "-discard",
-        "nokey",
-        "-t",
-        str(KEYFRAME_SCAN_SECONDS),
+        *window,
         *input_args(source, max_pixels=max_pixels),
         "-map",
         "0:V:0?",
         "-c",
         "copy",
+        *([] if scan_keyframes else ["-frames:v", "0"]),
         "-f",
         "framecrc",
         "pipe:1",
@@ -195,7 +205,7 @@ def probe(
     if has_matrix:
         rotation, mirrored = _orientation(source, info, ffmpeg=ffmpeg, timeout=timeout_seconds)
         info = replace(info, rotation=rotation, mirrored=mirrored)
-    if info.format_name.startswith(_INDEXED_FORMAT):
+    if scan_keyframes and info.format_name.startswith(_INDEXED_FORMAT):
         _check_tail(source, info, ffmpeg=ffmpeg, timeout_seconds=timeout_seconds)
     return info
 

@@ -25,7 +25,7 @@ from chalicelib.errors import RenderCancelled, RenderError
 READ_TIMEOUT_SECONDS = 30.0
 TRIES = 3
 BACKOFF_SECONDS = (0.2, 0.8)
-_CHUNK = 256 * 1024
+_CHUNK = 64 * 1024  # a cancel is seen between chunks
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -187,3 +187,12 @@ class HttpRangeSource:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def open_range_source(
+    source: str, *, stop: Callable[[], bool] = lambda: False
+) -> HttpRangeSource | FileRangeSource:
+    """A range reader for `source`: an http(s) URL or a local path."""
+    if source.startswith(("http://", "https://")):
+        return HttpRangeSource(source, stop=stop)
+    return FileRangeSource(source)

@@ -23,7 +23,10 @@ from chalicelib.domain.plan import RenderPlan
 from chalicelib.errors import DeadlineExceeded, LapseError, RenderCancelled, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason, stderr_tail
 from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
+from chalicelib.media.keyframe_fetch import annexb_keyframes
+from chalicelib.media.mp4index import IndexUnsupported, VideoIndex, read_index
 from chalicelib.media.probe import probe
+from chalicelib.media.ranges import ReadStats, open_range_source
 
 # PyAV (the "seek" strategy) is a development/self-hosted extra, not in the Lambda package.
 SEEK_AVAILABLE = importlib.util.find_spec("av") is not None
@@ -37,6 +40,7 @@ POSTER_FILTER = (
     "scale=in_color_matrix=bt709:in_range=limited:out_color_matrix=bt601:out_range=full,"
     "format=yuvj420p"
 )
+_RAW_FORMATS = {"h264": "h264", "hevc": "hevc"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class RenderResult:
     duration_seconds: float
     frame_count: int
     size_bytes: int
+    # What "ranges" read from the source (None for the strategies ffmpeg reads itself).
+    source_bytes_read: int | None = None
+    source_requests: int | None = None
 
 
 def render_timelapse(
@@ -61,20 +68,32 @@ def render_timelapse(
     on_progress: Callable[[int], None],
     should_stop: Callable[[], bool],
     deadline: float | None = None,
+    index: VideoIndex | None = None,
 ) -> RenderResult:
-    """Render `plan` from `source` (local path or http(s) URL) into `output_path` (MP4)."""
+    """Render `plan` from `source` (local path or http(s) URL) into `output_path` (MP4).
+
+    "ranges" uses `index` (the source's MP4 index) when the caller has read it already.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     watch = _Watch(should_stop, deadline)
     if is_url(source) and plan.download_first:
         source = str(_download(source, work_dir / "source", watch))
     command = build_render_command(source, output_path, plan, ffmpeg=ffmpeg)
     feed: Iterator[bytes] | None = None
+    stats: ReadStats | None = None
     if plan.strategy == "seek":
         from chalicelib.media.seek import sample_frames  # noqa: PLC0415 - PyAV only when seeking
 
         feed = sample_frames(source, plan)
+    elif plan.strategy == "ranges":
+        feed, stats = _keyframe_feed(source, plan, watch, index)
     log_path = work_dir / "ffmpeg-render.log"
     frames = _run(command, log_path, plan.frame_count, on_progress, watch, feed=feed)
+    if stats is not None:
+        logger.info(
+            "source read by ranges",
+            extra={"bytes": stats.bytes_read, "requests": stats.requests},
+        )
     if not output_path.exists() or output_path.stat().st_size == 0:
         raise RenderError("ffmpeg produced no output for this video.")
     if frames == 0:
@@ -91,7 +110,23 @@ def render_timelapse(
         duration_seconds=info.duration_seconds,
         frame_count=frames,
         size_bytes=output_path.stat().st_size,
+        source_bytes_read=stats.bytes_read if stats else None,
+        source_requests=stats.requests if stats else None,
     )
+
+
+def _keyframe_feed(
+    source: str, plan: RenderPlan, watch: _Watch, index: VideoIndex | None
+) -> tuple[Iterator[bytes], ReadStats]:
+    """The kept keyframes as Annex B, fetched by range; the reader's counts."""
+    stop = threading.Event()
+    reader = open_range_source(source, stop=stop.is_set)
+    if index is None:
+        try:
+            index = read_index(reader)
+        except IndexUnsupported as exc:
+            raise RenderError(f"This video's index cannot be used here: {exc}") from exc
+    return annexb_keyframes(reader, index, plan, watch.check, stop=stop), reader.stats
 
 
 def build_render_command(
@@ -103,7 +138,20 @@ def build_render_command(
     For "seek" it reads raw yuv420p frames on stdin (`seek.sample_frames(source, plan)`), already
     sampled and scaled, and only turns them upright. Everything after the input is shared.
     """
-    if plan.strategy == "seek":
+    if plan.strategy == "ranges":
+        reading = [
+            "-threads", str(plan.threads), "-max_pixels", str(plan.max_pixels),
+            "-f", _RAW_FORMATS[plan.codec], "-framerate", str(plan.output_fps),
+            "-protocol_whitelist", "pipe", "-i", "pipe:0", "-map", "0:0",
+        ]  # fmt: skip
+        # Raw H.264/HEVC carries no display matrix and no timestamps: turn and time it here.
+        filters = [
+            *orientation_filters(plan.rotation, plan.mirrored),
+            *picture_filters(plan),
+            "setsar=1",
+            f"setpts=N/{plan.output_fps}/TB",
+        ]
+    elif plan.strategy == "seek":
         # PyAV hands over frames as stored; the display matrix is applied here, as the CLI would.
         stored = (
             (plan.output_height, plan.output_width)

@@ -33,8 +33,8 @@ from chalicelib.errors import (
     UploadRefused,
 )
 from chalicelib.logs import logger, metrics
-from chalicelib.media.probe import probe
-from chalicelib.media.render import SEEK_AVAILABLE, make_poster, render_timelapse
+from chalicelib.media.render import RenderResult, make_poster, render_timelapse
+from chalicelib.media.source import DescribedSource, describe_source
 from chalicelib.services.ports import Notifier, ObjectInfo, Storage, TimelapseRepository
 from chalicelib.services.uploads import acceptance_refusal, original_refusal
 
@@ -311,11 +311,12 @@ class ProcessingService:
     ) -> dict[str, Any]:
         original = self._stored_original(timelapse)
         url = self.storage.presign_get(timelapse.original_video_key, self.download_url_seconds).url
-        source = probe(url, ffmpeg=self.ffmpeg)
+        described = describe_source(url, ffmpeg=self.ffmpeg)
+        source = described.info
         source_api = {**source.as_api(), "sizeBytes": original.size}
         check_source_limits(source, self.limits)
         plan = plan_timelapse(
-            source, timelapse.target_seconds, self.limits, can_seek=SEEK_AVAILABLE
+            source, timelapse.target_seconds, self.limits, indexed=described.index is not None
         )
         heartbeat.advance(Stage.RENDERING, source=source_api)
         video = work_dir / "timelapse.mp4"
@@ -329,9 +330,18 @@ class ProcessingService:
             on_progress=heartbeat.report_progress,
             should_stop=lambda: heartbeat.lost,
             deadline=deadline,
+            index=described.index,
         )
         render_seconds = time.monotonic() - started
-        logger.info("rendered", extra={"seconds": round(render_seconds, 2), "plan": plan.strategy})
+        read = _source_read(described, result)
+        logger.info(
+            "rendered",
+            extra={"seconds": round(render_seconds, 2), "plan": plan.strategy, **read},
+        )
+        if read:
+            metrics.add_metric(
+                name="SourceBytesRead", unit=MetricUnit.Bytes, value=read["bytes_read"]
+            )
         metrics.add_metric(name="RenderSeconds", unit=MetricUnit.Seconds, value=render_seconds)
         metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=original.size)
         heartbeat.advance(Stage.UPLOADING)
@@ -369,6 +379,17 @@ class ProcessingService:
             },
             on_bytes=lambda _sent: check(),
         )
+
+
+def _source_read(described: DescribedSource, result: RenderResult) -> dict[str, int]:
+    """What the job read of the original by ranges (index + keyframes); empty where ffmpeg read
+    the file itself and nobody counted."""
+    if result.source_bytes_read is None or result.source_requests is None:
+        return {}
+    return {
+        "bytes_read": described.index_reads.bytes_read + result.source_bytes_read,
+        "requests": described.index_reads.requests + result.source_requests,
+    }
 
 
 @contextlib.contextmanager

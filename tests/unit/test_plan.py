@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from bisect import bisect_left
 
 import pytest
 from hypothesis import assume, given, settings
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import (
-    SEEK_MIN_BYTES_PER_SAMPLE,
+    NEAR_KEYFRAME_FACTOR,
     RenderPlan,
     SourceInfo,
     check_source_limits,
@@ -90,7 +89,12 @@ def test_output_length_is_the_target_when_the_source_has_enough_frames(
 
     plan = plan_timelapse(info, target, LIMITS)
 
-    assert abs(plan.expected_duration_seconds - target) <= 1 / plan.output_fps
+    frame = 1 / plan.output_fps
+    if plan.strategy == "decode_all" or _keyframes_fit_as_asked(info, target):
+        assert abs(plan.expected_duration_seconds - target) <= frame
+    else:  # near-keyframe sampling: up to 10 % (and a frame) shorter
+        assert target / NEAR_KEYFRAME_FACTOR - 2 * frame <= plan.expected_duration_seconds
+        assert plan.expected_duration_seconds <= target + frame
 
 
 @given(sources, targets)
@@ -130,7 +134,7 @@ def test_rotation_swaps_the_output_sides(info: SourceInfo, target: float):
 def test_keyframes_only_when_every_window_holds_a_keyframe(info: SourceInfo, target: float):
     plan = plan_timelapse(info, target, LIMITS)
 
-    if plan.strategy in ("keyframes", "seek"):
+    if plan.strategy in ("keyframes", "ranges"):
         assert info.keyframe_interval_seconds is not None
         assert plan.sample_interval_seconds >= info.keyframe_interval_seconds
         assert (info.keyframe_count or 0) >= 2
@@ -138,21 +142,52 @@ def test_keyframes_only_when_every_window_holds_a_keyframe(info: SourceInfo, tar
         assert plan.sample_interval_seconds < info.keyframe_interval_seconds
 
 
-@given(sources, targets)
-def test_seek_only_on_an_indexed_container_with_many_bytes_per_sample(
-    info: SourceInfo, target: float
+@given(sources, targets, st.booleans())
+def test_ranges_only_for_h264_or_hevc_in_an_indexed_mp4_or_mov(
+    info: SourceInfo, target: float, indexed: bool
 ):
-    plan = plan_timelapse(info, target, LIMITS)
-    size = info.estimated_bytes
-    keyframes_fit = plan.strategy in ("keyframes", "seek")
+    plan = plan_timelapse(info, target, LIMITS, indexed=indexed)
+    streamed = plan_timelapse(info, target, LIMITS, indexed=False)
 
-    if plan.strategy == "seek":
+    if plan.strategy == "ranges":
+        assert indexed
         assert info.format_name.startswith("mov,")
-        assert size is not None
-        assert size / plan.frame_count >= SEEK_MIN_BYTES_PER_SAMPLE * (1 - 1e-9)
-        assert plan.input_format == "mov"
-    elif keyframes_fit and info.format_name.startswith("mov,") and size is not None:
-        assert size / plan.frame_count < SEEK_MIN_BYTES_PER_SAMPLE * (1 + 1e-9)
+        assert info.codec in ("h264", "hevc")
+        assert plan.codec == info.codec
+        # the same frames as ffmpeg streaming the keyframes would give
+        assert streamed.strategy == "keyframes"
+        assert streamed.frame_count == plan.frame_count
+    assert plan.strategy != "seek"  # PyAV is no longer planned
+    assert streamed.strategy != "ranges"
+
+
+@given(sources, targets, st.floats(min_value=1.0001, max_value=1.1))
+def test_near_keyframes_serve_instead_of_decoding_everything(
+    drawn: SourceInfo, target: float, factor: float
+):
+    """Keyframe spacing at most 1.1 x the sampling interval asked for: keyframes serve, and the
+    output is at most 10 % (and a frame) shorter."""
+    asked = _asked_frames(drawn, target)
+    spacing = factor * drawn.duration_seconds / asked
+    assume(drawn.duration_seconds >= spacing)
+    info = source(**{**drawn.__dict__, "keyframe_interval_seconds": spacing, "keyframe_count": 9})
+
+    plan = plan_timelapse(info, target, LIMITS)
+
+    assert plan.strategy == "keyframes"
+    assert plan.sample_interval_seconds >= spacing
+    assert asked / NEAR_KEYFRAME_FACTOR - 1 <= plan.frame_count <= asked
+
+
+def _asked_frames(info: SourceInfo, target: float) -> int:
+    fitting = math.floor(info.duration_seconds * LIMITS.output_fps + 1e-6)
+    source_frames = max(1, math.floor(info.duration_seconds * info.fps + 1e-6))
+    return max(1, min(round(target * LIMITS.output_fps), fitting, source_frames))
+
+
+def _keyframes_fit_as_asked(info: SourceInfo, target: float) -> bool:
+    spacing = info.keyframe_interval_seconds
+    return spacing is not None and info.duration_seconds / _asked_frames(info, target) >= spacing
 
 
 @given(sources, targets)
@@ -172,43 +207,13 @@ def test_sample_times_are_in_order_within_the_source_one_per_frame(info: SourceI
     target=targets,
 )
 @settings(deadline=None)
-def test_seek_keeps_the_keyframe_select_keeps_one_per_frame(
-    keyframe_interval: float, duration: float, target: float
-):
-    """With regular keyframes, the first keyframe at or after each sample time is the one the
-    "keyframes" path's select keeps from that window: the same pictures, distinct, in order."""
-    info = source(
-        duration_seconds=duration,
-        keyframe_interval_seconds=keyframe_interval,
-        keyframe_count=24,
-        size_bytes=10**12,
-    )
-    plan = plan_timelapse(info, target, LIMITS)
-    assume(plan.strategy == "seek")
-    keyframes = [i * keyframe_interval for i in range(math.ceil(duration / keyframe_interval))]
-
-    last = len(keyframes) - 1
-    sought = [keyframes[min(bisect_left(keyframes, t), last)] for t in plan.sample_times()]
-    selected = selected_times(plan, keyframes)
-
-    assert sought[: len(selected)] == selected
-    assert len(set(sought)) >= len(sought) - 1  # past the last keyframe: repeats it once at most
-
-
-@given(
-    keyframe_interval=st.floats(min_value=0.5, max_value=10.0),
-    duration=st.floats(min_value=60.0, max_value=4 * 3600.0),
-    target=targets,
-)
-@settings(deadline=None)
 def test_keyframe_selection_keeps_the_length_within_ten_percent(
     keyframe_interval: float, duration: float, target: float
 ):
     info = source(
         duration_seconds=duration, keyframe_interval_seconds=keyframe_interval, keyframe_count=24
     )
-    # Without PyAV the planner streams keyframes where it would seek; both keep the same frames.
-    plan = plan_timelapse(info, target, LIMITS, can_seek=False)
+    plan = plan_timelapse(info, target, LIMITS)
     assume(plan.strategy == "keyframes")
     keyframes = [i * keyframe_interval for i in range(math.ceil(duration / keyframe_interval))]
 
@@ -247,35 +252,51 @@ def test_a_five_second_clip_with_a_thirty_second_target_keeps_every_frame():
 def test_a_ten_minute_recording_with_two_second_keyframes_decodes_keyframes_only():
     plan = plan_timelapse(source(duration_seconds=600.0, keyframe_interval_seconds=2.0), 10, LIMITS)
 
-    assert plan.strategy == "keyframes"  # 1 MB in all: streaming it beats 300 requests
+    assert plan.strategy == "keyframes"  # its index unread: ffmpeg streams the keyframes
     assert plan.frame_count == 300
     assert plan.sample_interval_seconds == pytest.approx(2.0)
     assert (plan.output_width, plan.output_height) == (1920, 1080)
 
 
-def test_a_long_high_rate_recording_seeks_per_sample():
-    """10 min of 1080p at 15 Mbit/s for 300 frames: 3.8 MB of file per kept frame."""
-    info = source(size_bytes=None, bitrate_bps=15_000_000)
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_an_indexed_mp4_fetches_its_keyframes_by_range(codec: str):
+    info = source(codec=codec, size_bytes=None, bitrate_bps=15_000_000)
 
-    plan = plan_timelapse(info, 10, LIMITS)
+    plan = plan_timelapse(info, 10, LIMITS, indexed=True)
 
-    assert plan.strategy == "seek"
+    assert plan.strategy == "ranges"
+    assert plan.codec == codec
     assert plan.x264_params == "bframes=0"
-    assert plan.sample_times()[:3] == [0.0, pytest.approx(1.999), pytest.approx(3.999)]
+    assert plan.preset == "superfast"
 
 
-def test_a_low_rate_recording_streams_its_keyframes():
-    """10 min of 720p at 1 Mbit/s: 0.25 MB per kept frame, cheaper to stream than to seek."""
-    info = source(width=1280, height=720, size_bytes=None, bitrate_bps=1_000_000)
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"format_name": "matroska,webm"},
+        {"format_name": "avi"},
+        {"codec": "vp9"},
+        {"codec": "av1"},
+    ],
+)
+def test_other_containers_and_codecs_stream_their_keyframes(overrides: dict[str, object]):
+    info = source(**overrides)
 
-    assert plan_timelapse(info, 10, LIMITS).strategy == "keyframes"
+    assert plan_timelapse(info, 10, LIMITS, indexed=True).strategy == "keyframes"
 
 
-@pytest.mark.parametrize("format_name", ["matroska,webm", "avi"])
-def test_only_mp4_and_mov_are_sought(format_name: str):
-    info = source(format_name=format_name, size_bytes=10**10)
+def test_keyframes_a_little_too_far_apart_still_serve():
+    # 10 min, keyframe every 2.1 s, 300 frames asked (one per 2 s): 285 frames one per 2.1 s
+    info = source(duration_seconds=600.0, keyframe_interval_seconds=2.1)
 
-    assert plan_timelapse(info, 10, LIMITS).strategy == "keyframes"
+    plan = plan_timelapse(info, 10, LIMITS, indexed=True)
+
+    assert plan.strategy == "ranges"
+    assert plan.frame_count == 285
+    assert plan.sample_interval_seconds == pytest.approx(600 / 285)
+    # 2.3 s apart is more than 10 % off: every frame is decoded instead
+    far = source(duration_seconds=600.0, keyframe_interval_seconds=2.3)
+    assert plan_timelapse(far, 10, LIMITS, indexed=True).strategy == "decode_all"
 
 
 def test_a_lone_keyframe_falls_back_to_decoding_everything():
@@ -336,24 +357,3 @@ def test_the_select_expression_names_the_interval():
 
     assert plan.select_expression.startswith("isnan(prev_selected_t)+")
     assert "2.000000000" in plan.select_expression
-
-
-def test_without_pyav_the_planner_streams_keyframes_instead_of_seeking() -> None:
-    # Given a source for which seeking pays (MP4, 1080p, 15 Mbit/s, keyframe every 2 s)
-    source = SourceInfo(
-        width=1920,
-        height=1080,
-        rotation=0,
-        fps=30.0,
-        duration_seconds=600.0,
-        codec="h264",
-        format_name="mov,mp4,m4a,3gp,3g2,mj2",
-        size_bytes=1_130_000_000,
-        keyframe_interval_seconds=2.0,
-        keyframe_count=16,
-    )
-    assert plan_timelapse(source, 10, Limits()).strategy == "seek"
-    # When PyAV is not installed (the Lambda package), the same frames come from the keyframes path
-    fallback = plan_timelapse(source, 10, Limits(), can_seek=False)
-    assert fallback.strategy == "keyframes"
-    assert fallback.frame_count == plan_timelapse(source, 10, Limits()).frame_count
