@@ -28,7 +28,9 @@ from chalicelib.domain.timelapse import (
     utcnow,
 )
 from chalicelib.errors import ConflictError, NotFoundError, RenderCancelled
+from chalicelib.media.ranges import ReadStats
 from chalicelib.media.render import RenderResult
+from chalicelib.media.source import DescribedSource
 from chalicelib.services.ports import ObjectInfo, PresignedUrl, StoredPart
 
 Clock = Callable[[], datetime]
@@ -431,6 +433,10 @@ class FakeMedia:
         if self.refuse is not None:
             raise self.refuse
         return self.source
+
+    def describe_source(self, url: str, **options: Any) -> DescribedSource:
+        """What the probe finds, as a file without an MP4 index (ffmpeg reads it)."""
+        return DescribedSource(self.probe(url, **options), None, ReadStats())
 
     def render_timelapse(
         self, source: str, output_path: Path, plan: RenderPlan, **options: Any

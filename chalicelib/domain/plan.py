@@ -274,7 +274,7 @@ def _near_keyframes(source: SourceInfo, frame_count: int) -> int:
 
 def _strategy(source: SourceInfo, interval: float, *, indexed: bool) -> Strategy:
     keyframe_interval = _keyframes_known(source)
-    if keyframe_interval is None or interval < keyframe_interval:
+    if keyframe_interval is None or interval < keyframe_interval * (1 - 1e-9):
         return "decode_all"
     # Every window holds a keyframe: fetch just those by the index, or stream the file.
     if indexed and source.format_name.startswith(_INDEXED_FORMATS) and source.codec in RANGE_CODECS:

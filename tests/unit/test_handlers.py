@@ -56,7 +56,7 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> Wired:
     limits = Limits()
     timelapses = TimelapseService(world.records, world.storage, world.queue, limits, world.notifier)
     media = FakeMedia(SOURCE)
-    for name in ("probe", "render_timelapse", "make_poster"):
+    for name in ("describe_source", "render_timelapse", "make_poster"):
         monkeypatch.setattr(processing, name, getattr(media, name))
     worker = ProcessingService(
         world.records, world.storage, limits, world.notifier, "ffmpeg", heartbeat_seconds=0.02

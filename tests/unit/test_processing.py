@@ -37,7 +37,7 @@ class World:
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     media = FakeMedia(SOURCE)
-    for name in ("probe", "render_timelapse", "make_poster"):
+    for name in ("describe_source", "render_timelapse", "make_poster"):
         monkeypatch.setattr(processing, name, getattr(media, name))
     records, storage, notifier = FakeRecords(), FakeStorage(), RecordingNotifier()
     service = ProcessingService(
