@@ -22,9 +22,9 @@ from typing import IO
 from chalicelib.domain.plan import RenderPlan
 from chalicelib.errors import DeadlineExceeded, LapseError, RenderCancelled, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason, stderr_tail
-from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
 from chalicelib.media.keyframe_fetch import annexb_keyframes
 from chalicelib.media.mp4index import IndexUnsupported, VideoIndex, read_index
+from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
 from chalicelib.media.probe import probe
 from chalicelib.media.ranges import ReadStats, open_range_source
 
