@@ -120,6 +120,7 @@ class Settings:
             max_upload_bytes=_int(env, "LAPSE_MAX_UPLOAD_BYTES", 50 * GiB),
             multipart_threshold_bytes=_int(env, "LAPSE_MULTIPART_THRESHOLD_BYTES", 100 * MiB),
             upload_url_seconds=_int(env, "LAPSE_UPLOAD_URL_SECONDS", 3600),
+            upload_window_seconds=_int(env, "LAPSE_UPLOAD_WINDOW_SECONDS", 24 * 3600),
             download_url_seconds=_int(env, "LAPSE_DOWNLOAD_URL_SECONDS", 900),
             max_pixels=_int(env, "LAPSE_MAX_PIXELS", 8192 * 4320),
             max_source_seconds=_float(env, "LAPSE_MAX_SOURCE_SECONDS", 24 * 3600.0),

@@ -152,10 +152,12 @@ def processing_service() -> ProcessingService:
 def watchdog_service() -> WatchdogService:
     settings = get_settings()
     return WatchdogService(
-        # Locally a worker killed in the middle of a receive can swallow a storage event, so the
-        # sweep looks for uploads that arrived unannounced. Deployed, S3 → SQS delivers at least
-        # once and the watchdog's role has no S3 access (least privilege).
-        storage=storage() if settings.is_local else None,
+        # Storage, to abort the uploads of records whose upload window ended. Locally a worker
+        # killed in the middle of a receive can also swallow a storage event, so the sweep looks
+        # for uploads that arrived unannounced; deployed, S3 → SQS delivers at least once.
+        storage=storage(),
+        recover_uploads=settings.is_local,
+        upload_window_seconds=settings.limits.upload_window_seconds,
         records=records(),
         queue=work_queue(),
         notifier=notifier(),

@@ -86,7 +86,7 @@ class FakeRecords:
         more = start + limit < len(mine)
         return page, str(start + limit) if more else None
 
-    def scan_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
+    def find_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
         with self._lock:
             found = [
                 t
@@ -97,12 +97,23 @@ class FakeRecords:
             ]
         yield from found
 
-    def scan_stale_pending(self, stage: Stage, before: datetime) -> Iterator[Timelapse]:
+    def find_stale_pending(self, stage: Stage, before: datetime) -> Iterator[Timelapse]:
         with self._lock:
             found = [
                 t
                 for t in self.items.values()
                 if t.status is Status.PENDING and t.stage is stage and t.updated_at < before
+            ]
+        yield from found
+
+    def find_upload_overdue(self, created_before: datetime) -> Iterator[Timelapse]:
+        with self._lock:
+            found = [
+                t
+                for t in self.items.values()
+                if t.status is Status.PENDING
+                and t.stage is Stage.AWAITING_UPLOAD
+                and t.created_at < created_before
             ]
         yield from found
 
@@ -269,6 +280,10 @@ class FakeRecords:
     def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
         changes = self._ending(Status.CANCELLED, error)
         return self._transition(timelapse_id, Transition.CANCEL, changes)
+
+    def expire_upload(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
+        changes = self._ending(Status.FAILED, error)
+        return self._transition(timelapse_id, Transition.EXPIRE_UPLOAD, changes)
 
 
 @dataclass

@@ -60,6 +60,18 @@ class OwnerProjectIndex(GlobalSecondaryIndex["TimelapseModel"]):
     created_at = UnicodeAttribute(range_key=True, attr_name=schema.CREATED_AT)
 
 
+class InFlightIndex(GlobalSecondaryIndex["TimelapseModel"]):
+    """Sparse: only pending and processing records have the key, so the watchdog reads the work
+    in flight instead of scanning every record ever made."""
+
+    class Meta:
+        index_name = schema.IN_FLIGHT_INDEX
+        projection = AllProjection()
+
+    in_flight = UnicodeAttribute(hash_key=True, attr_name=schema.IN_FLIGHT)
+    created_at = UnicodeAttribute(range_key=True, attr_name=schema.CREATED_AT)
+
+
 class TimelapseModel(Model):
     class Meta:
         table_name = "lapse-timelapses"
@@ -71,6 +83,8 @@ class TimelapseModel(Model):
     project_id = UnicodeAttribute(attr_name="projectId")
     owner_project = UnicodeAttribute(attr_name=schema.OWNER_PROJECT)
     by_owner_project = OwnerProjectIndex()
+    in_flight = UnicodeAttribute(attr_name=schema.IN_FLIGHT, null=True)
+    by_in_flight = InFlightIndex()
     status = UnicodeAttribute()
     stage = UnicodeAttribute(null=True)
     progress = NumberAttribute(default=0)
@@ -260,6 +274,7 @@ class DynamoDBTimelapseRepository:
             owner_id=timelapse.owner_id,
             project_id=timelapse.project_id,
             owner_project=schema.owner_project(timelapse.owner_id, timelapse.project_id),
+            in_flight=timelapse.status.value,
             status=timelapse.status.value,
             stage=timelapse.stage.value if timelapse.stage else None,
             progress=timelapse.progress,
@@ -327,23 +342,37 @@ class DynamoDBTimelapseRepository:
         next_key = results.last_evaluated_key if len(items) >= limit else None
         return items, _encode_cursor(next_key)
 
-    def scan_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
-        condition = (TimelapseModel.status == Status.PROCESSING.value) & (
-            TimelapseModel.lease_expires_at < now.timestamp()
-        )
-        for item in TimelapseModel.scan(filter_condition=condition):
+    # --- the watchdog's reads: queries of the sparse in-flight index, never a scan ---------------
+
+    def _in_flight(self, status: Status, **query: Any) -> Iterator[Timelapse]:
+        for item in TimelapseModel.by_in_flight.query(status.value, **query):
             yield to_domain(item)
 
-    def scan_stale_pending(self, stage: Stage, before: datetime) -> Iterator[Timelapse]:
+    def find_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
+        """Processing records whose worker's lease ran out."""
+        return self._in_flight(
+            Status.PROCESSING, filter_condition=TimelapseModel.lease_expires_at < now.timestamp()
+        )
+
+    def find_stale_pending(self, stage: Stage, before: datetime) -> Iterator[Timelapse]:
         """Records pending in `stage` since before `before`: queued ones no worker claimed (a lost
         message), or awaiting an upload whose storage event never came."""
-        condition = (
-            (TimelapseModel.status == Status.PENDING.value)
-            & (TimelapseModel.stage == stage.value)
-            & (TimelapseModel.updated_at < _iso(before))
+        condition = (TimelapseModel.stage == stage.value) & (
+            TimelapseModel.updated_at < _iso(before)
         )
-        for item in TimelapseModel.scan(filter_condition=condition):
-            yield to_domain(item)
+        return self._in_flight(
+            Status.PENDING,
+            range_key_condition=TimelapseModel.created_at < _iso(before),
+            filter_condition=condition,
+        )
+
+    def find_upload_overdue(self, created_before: datetime) -> Iterator[Timelapse]:
+        """Records still awaiting their upload that were created before `created_before`."""
+        return self._in_flight(
+            Status.PENDING,
+            range_key_condition=TimelapseModel.created_at < _iso(created_before),
+            filter_condition=TimelapseModel.stage == Stage.AWAITING_UPLOAD.value,
+        )
 
     def delete(self, timelapse_id: str) -> None:
         TimelapseModel(timelapse_id).delete()
@@ -392,7 +421,13 @@ class DynamoDBTimelapseRepository:
         stage = (
             TimelapseModel.stage.set(Stage.QUEUED.value) if queue else TimelapseModel.stage.remove()
         )
-        actions: list[Action] = [stage, TimelapseModel.uploaded_at.set(_iso(utcnow()))]
+        # An idle upload (process=false) waits for its owner, not for the watchdog.
+        flight = (
+            TimelapseModel.in_flight.set(Status.PENDING.value)
+            if queue
+            else TimelapseModel.in_flight.remove()
+        )
+        actions: list[Action] = [stage, flight, TimelapseModel.uploaded_at.set(_iso(utcnow()))]
         if etag:
             actions.append(TimelapseModel.original_etag.set(etag))
         if size_bytes is not None:
@@ -422,6 +457,7 @@ class DynamoDBTimelapseRepository:
             timelapse_id,
             [
                 TimelapseModel.status.set(Status.PENDING.value),
+                TimelapseModel.in_flight.set(Status.PENDING.value),
                 TimelapseModel.stage.set(Stage.QUEUED.value),
                 TimelapseModel.progress.set(0),
                 TimelapseModel.attempts.set(0),  # the owner asked again: a fresh set of tries
@@ -446,6 +482,7 @@ class DynamoDBTimelapseRepository:
             timelapse_id,
             [
                 TimelapseModel.status.set(Status.PROCESSING.value),
+                TimelapseModel.in_flight.set(Status.PROCESSING.value),
                 TimelapseModel.stage.set(Stage.PROBING.value),
                 TimelapseModel.progress.set(0),
                 TimelapseModel.attempts.add(1),
@@ -494,6 +531,7 @@ class DynamoDBTimelapseRepository:
             timelapse_id,
             [
                 TimelapseModel.status.set(Status.COMPLETE.value),
+                TimelapseModel.in_flight.remove(),
                 TimelapseModel.stage.remove(),
                 TimelapseModel.progress.set(100),
                 TimelapseModel.processed_video_key.set(processed_video_key),
@@ -514,6 +552,7 @@ class DynamoDBTimelapseRepository:
         """A terminal state with its reason; the worker's lease goes with it."""
         return [
             TimelapseModel.status.set(status.value),
+            TimelapseModel.in_flight.remove(),
             TimelapseModel.stage.remove(),
             TimelapseModel.error.set(error.as_api()),
             TimelapseModel.completed_at.set(_iso(utcnow())),
@@ -554,6 +593,7 @@ class DynamoDBTimelapseRepository:
             timelapse_id,
             [
                 TimelapseModel.status.set(Status.PENDING.value),
+                TimelapseModel.in_flight.set(Status.PENDING.value),
                 TimelapseModel.stage.set(Stage.QUEUED.value),
                 TimelapseModel.progress.set(0),
                 TimelapseModel.lease_owner.remove(),
@@ -562,6 +602,10 @@ class DynamoDBTimelapseRepository:
             Transition.EXPIRE_LEASE,
             guard,
         )
+
+    def expire_upload(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
+        """pending/awaiting_upload → failed: the upload window ended before the upload did."""
+        return self._update(timelapse_id, self._failure_actions(error), Transition.EXPIRE_UPLOAD)
 
     def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse:
         """pending or processing → cancelled. Raises ConflictError from any other state."""

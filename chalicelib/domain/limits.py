@@ -16,6 +16,7 @@ class Limits:
     max_part_bytes: int = 100 * MiB
     max_parts: int = 10_000
     upload_url_seconds: int = 3600
+    upload_window_seconds: int = 24 * 3600  # a record still awaiting its upload then fails
     download_url_seconds: int = 900
     max_pixels: int = 8192 * 4320
     max_width: int = 8192

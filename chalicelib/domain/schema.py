@@ -9,6 +9,10 @@ OWNER_PROJECT_INDEX = "byOwnerProject"
 OWNER_PROJECT = "ownerProject"  # the index's partition key: "<owner>#<project>"
 CREATED_AT = "createdAt"  # the index's sort key (ISO 8601, UTC)
 TTL = "ttl"
+# The watchdog's sparse index: only records in flight carry `inFlight` (their status, pending or
+# processing); a record that ends loses it, so the index holds the work in flight, not history.
+IN_FLIGHT_INDEX = "inFlight"
+IN_FLIGHT = "inFlight"  # the index's partition key; its sort key is CREATED_AT
 
 
 def owner_project(owner_id: str, project_id: str) -> str:

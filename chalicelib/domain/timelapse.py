@@ -161,6 +161,7 @@ class Transition(StrEnum):
     FAIL_ABANDONED = "fail_abandoned"  # its message reached the dead-letter queue
     EXPIRE_LEASE = "expire_lease"  # the watchdog: the owner's lease ran out
     CANCEL = "cancel"  # the owner
+    EXPIRE_UPLOAD = "expire_upload"  # the watchdog: the upload window ended, nothing uploaded
 
 
 class Anything(StrEnum):
@@ -207,6 +208,7 @@ TRANSITIONS: dict[Transition, tuple[From, ...]] = {
     ),
     Transition.EXPIRE_LEASE: (From(Status.PROCESSING, owned=True, lease_expired=True),),
     Transition.CANCEL: (From(Status.PENDING), From(Status.PROCESSING)),
+    Transition.EXPIRE_UPLOAD: (From(Status.PENDING, Stage.AWAITING_UPLOAD),),
 }
 
 

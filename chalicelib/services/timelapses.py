@@ -26,7 +26,7 @@ from chalicelib.domain.timelapse import (
 from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.services.ports import Notifier, ObjectInfo, Storage, TimelapseRepository, WorkQueue
-from chalicelib.services.uploads import acceptance_refusal
+from chalicelib.services.uploads import abort_uploads, acceptance_refusal
 
 FIRST_PART_URLS = 100
 CANCELLED = ErrorInfo("cancelled", "Cancelled by its owner.")
@@ -247,17 +247,7 @@ class TimelapseService:
         return cancelled
 
     def abort_client_uploads(self, timelapse: Timelapse) -> None:
-        """Abort every multipart upload in flight to the original's key: the one the API opened,
-        and any a client opened itself with presigned requests (Uppy 6), which the record never
-        learns the id of."""
-        key = timelapse.original_video_key
-        upload_ids = {
-            upload_id for k, upload_id in self.storage.list_multipart_uploads(key) if k == key
-        }
-        if timelapse.upload.upload_id:
-            upload_ids.add(timelapse.upload.upload_id)
-        for upload_id in upload_ids:
-            self.storage.abort_multipart(key, upload_id)
+        abort_uploads(timelapse, self.storage)
 
     def process(self, owner_id: str, timelapse_id: str) -> Timelapse:
         timelapse = self.records.get_owned(timelapse_id, owner_id)

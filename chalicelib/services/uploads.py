@@ -58,3 +58,13 @@ def acceptance_refusal(
 ) -> ErrorInfo | None:
     """Why an upload may not be accepted for its record (before it is first queued)."""
     return original_refusal(timelapse, found, limits) or bound_upload_refusal(timelapse, storage)
+
+
+def abort_uploads(timelapse: Timelapse, storage: Storage) -> None:
+    """Abort every multipart upload in flight to the original's key: the one the API opened, the
+    one a client bound, and any other a client opened itself with presigned requests (Uppy 6)."""
+    key = timelapse.original_video_key
+    upload_ids = {upload_id for k, upload_id in storage.list_multipart_uploads(key) if k == key}
+    upload_ids |= {u for u in (timelapse.upload.upload_id, timelapse.client_upload_id) if u}
+    for upload_id in upload_ids:
+        storage.abort_multipart(key, upload_id)

@@ -17,7 +17,7 @@ from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import ConflictError
 from chalicelib.logs import logger
 from chalicelib.services.ports import Notifier, Storage, TimelapseRepository, WorkQueue
-from chalicelib.services.uploads import original_refusal
+from chalicelib.services.uploads import abort_uploads, original_refusal
 
 
 @dataclass
@@ -26,6 +26,7 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -35,14 +36,18 @@ class WatchdogService:
     notifier: Notifier
     max_attempts: int
     queued_grace_seconds: float = 900.0
-    # Given, the sweep also recovers uploads whose storage event was lost.
+    # Storage, for aborting the uploads of records whose upload window ended and (when
+    # `recover_uploads`) for finding uploads whose storage event was lost.
     storage: Storage | None = None
     awaiting_grace_seconds: float = 600.0
     limits: Limits = field(default_factory=Limits)
+    recover_uploads: bool = True
+    # A record still awaiting its upload this long after its creation ends failed.
+    upload_window_seconds: float | None = None
 
     def sweep(self, now: datetime) -> SweepReport:
         report = SweepReport()
-        for timelapse in self.records.scan_expired_leases(now):
+        for timelapse in self.records.find_expired_leases(now):
             if timelapse.lease_owner is None:
                 continue
             retry = timelapse.attempts < self.max_attempts
@@ -64,17 +69,40 @@ class WatchdogService:
                 report.failed.append(timelapse.id)
                 self.notifier.timelapse_ended(updated)
         stale_before = now - timedelta(seconds=self.queued_grace_seconds)
-        for timelapse in self.records.scan_stale_pending(Stage.QUEUED, stale_before):
+        for timelapse in self.records.find_stale_pending(Stage.QUEUED, stale_before):
             if timelapse.status is Status.PENDING:
                 self.queue.send_process(timelapse.id)
                 report.resent.append(timelapse.id)
-        if self.storage is not None:
+        if self.storage is not None and self.recover_uploads:
             waited_before = now - timedelta(seconds=self.awaiting_grace_seconds)
-            for timelapse in self.records.scan_stale_pending(Stage.AWAITING_UPLOAD, waited_before):
+            for timelapse in self.records.find_stale_pending(Stage.AWAITING_UPLOAD, waited_before):
                 self._recover_upload(timelapse, report)
-        if report.requeued or report.failed or report.resent or report.recovered:
+        if self.upload_window_seconds is not None:
+            created_before = now - timedelta(seconds=self.upload_window_seconds)
+            for timelapse in self.records.find_upload_overdue(created_before):
+                self._end_overdue_upload(timelapse, report)
+        if any(report.__dict__.values()):
             logger.info("watchdog sweep", extra=report.__dict__)
         return report
+
+    def _end_overdue_upload(self, timelapse: Timelapse, report: SweepReport) -> None:
+        """The upload window ended with nothing uploaded: the record fails with a reason and any
+        multipart upload opened for it is aborted (storage's own lifecycle rule is the backstop)."""
+        assert self.upload_window_seconds is not None
+        hours = self.upload_window_seconds / 3600
+        error = ErrorInfo(
+            "upload_timed_out",
+            f"The video was not uploaded within {hours:g} hours of creating the timelapse; "
+            "create a new one to upload it.",
+        )
+        try:
+            failed = self.records.expire_upload(timelapse.id, error)
+        except ConflictError:
+            return  # uploaded, cancelled or deleted meanwhile
+        if self.storage is not None:
+            abort_uploads(failed, self.storage)
+        report.timed_out.append(timelapse.id)
+        self.notifier.timelapse_ended(failed)
 
     def _recover_upload(self, timelapse: Timelapse, report: SweepReport) -> None:
         """An original that is fully in storage while its record still awaits it: the storage

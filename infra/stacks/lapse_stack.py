@@ -200,6 +200,14 @@ class LapseStack(Stack):
             sort_key=_string(schema.CREATED_AT),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        # Sparse: only records in flight carry its key, so the watchdog's queries read the work
+        # in flight, never the history.
+        table.add_global_secondary_index(
+            index_name=schema.IN_FLIGHT_INDEX,
+            partition_key=_string(schema.IN_FLIGHT),
+            sort_key=_string(schema.CREATED_AT),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
         return table
 
     def _queues(self) -> tuple[sqs.Queue, sqs.Queue]:

@@ -49,8 +49,12 @@ def _common(res: Resources) -> list[iam.PolicyStatement]:
 
 
 def _bucket_listing(bucket_arn: str) -> iam.PolicyStatement:
-    # Lets HeadObject on a missing key answer 404 (not 403), so "not uploaded yet" is recognisable.
-    return _statement("ListOwnBucket", ["s3:ListBucket"], [bucket_arn])
+    # ListBucket lets HeadObject on a missing key answer 404 (not 403), so "not uploaded yet" is
+    # recognisable; ListBucketMultipartUploads finds the uploads a client opened on a key (Uppy 6)
+    # to abort them.
+    return _statement(
+        "ListOwnBucket", ["s3:ListBucket", "s3:ListBucketMultipartUploads"], [bucket_arn]
+    )
 
 
 def api_policy(res: Resources) -> list[iam.PolicyStatement]:
@@ -133,21 +137,31 @@ def processor_policy(res: Resources) -> list[iam.PolicyStatement]:
 
 
 def watchdog_policy(res: Resources) -> list[iam.PolicyStatement]:
-    return [
+    statements = [
         *_common(res),
         _statement(
             "Records",
             [
                 "dynamodb:DescribeTable",
                 "dynamodb:GetItem",
-                "dynamodb:Scan",
-                "dynamodb:Query",
+                "dynamodb:Query",  # the in-flight index: no Scan
                 "dynamodb:UpdateItem",
             ],
             [res.table_arn, f"{res.table_arn}/index/*"],
         ),
         _statement("Requeue", ["sqs:SendMessage", "sqs:GetQueueAttributes"], [res.queue_arn]),
     ]
+    if res.bucket_arn:
+        # A record whose upload window ended: its multipart uploads are aborted.
+        statements += [
+            _bucket_listing(res.bucket_arn),
+            _statement(
+                "AbortOverdueUploads",
+                ["s3:AbortMultipartUpload"],
+                _objects(res.bucket_arn, ORIGINALS),
+            ),
+        ]
+    return statements
 
 
 def dead_letters_policy(res: Resources) -> list[iam.PolicyStatement]:

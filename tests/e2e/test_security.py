@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.e2e.conftest import Api, RunningStack
+from tests.e2e.conftest import Api, RunningStack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -306,3 +306,29 @@ def test_an_accepted_original_replaced_later_is_not_rendered(
     # Then it is refused: only the object accepted for the record is ever rendered
     assert "not the one accepted" in refused(answer, 409)["message"]
     assert alice.get(tid)["status"] == "pending"
+
+
+# --- the upload window ----------------------------------------------------------------------
+
+
+def test_an_upload_that_never_comes_ends_failed_and_its_upload_is_aborted(
+    tmp_path: Path, clip_5s: Path
+) -> None:
+    # Given a stack whose upload window is 3 seconds, a multipart record nobody uploads to, and
+    # one uploaded in time
+    with running_stack(tmp_path / "stack.log", LAPSE_UPLOAD_WINDOW_SECONDS="3") as stack:
+        alice = stack.api("alice")
+        abandoned = alice.create(200 * 1024 * 1024)
+        tid = abandoned["timelapse"]["id"]
+        upload_id = abandoned["upload"]["uploadId"]
+        done = alice.submit(clip_5s, targetSeconds=2)
+        # When the window ends, the watchdog fails it with a reason
+        failed = alice.wait_for(tid, timeout=30)
+        assert failed["status"] == "failed"
+        assert failed["error"]["code"] == "upload_timed_out"
+        assert "uploaded within" in failed["error"]["message"]
+        # And its multipart upload is gone; the upload that came in time is rendered
+        assert upload_id not in open_uploads(stack)
+        assert alice.wait_for(done["timelapse"]["id"])["status"] == "complete"
+        refused(alice.request("POST", f"/timelapses/{tid}/upload/parts",
+                              json={"partNumbers": [1]}), 409)  # fmt: skip

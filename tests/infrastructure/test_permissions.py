@@ -100,10 +100,27 @@ def test_nobody_writes_outside_the_known_prefixes(s3_stack):
         assert not s3_stack.allows(name, "s3:GetObject", elsewhere)
 
 
-@pytest.mark.parametrize("name", ["watchdog", "dead_letters"])
-def test_bookkeeping_functions_touch_no_objects(stack, name):
-    actions = {a for s in stack.allow_statements(name) for a in _list(s["Action"])}
+def test_bookkeeping_functions_touch_no_objects(stack):
+    actions = {a for s in stack.allow_statements("dead_letters") for a in _list(s["Action"])}
     assert not [a for a in actions if a.startswith("s3:")]
+    # The watchdog only aborts the multipart uploads of originals whose upload window ended
+    watchdog = {a for s in stack.allow_statements("watchdog") for a in _list(s["Action"])}
+    s3_actions = {a for a in watchdog if a.startswith("s3:")}
+    assert s3_actions <= {
+        "s3:AbortMultipartUpload",
+        "s3:ListBucket",
+        "s3:ListBucketMultipartUploads",
+    }
+
+
+def test_the_watchdog_aborts_uploads_of_originals_only(s3_stack):
+    video = s3_stack.bucket_object("videos/abc.mp4")
+    assert s3_stack.allows("watchdog", "s3:AbortMultipartUpload", video)
+    assert not s3_stack.allows(
+        "watchdog", "s3:AbortMultipartUpload", s3_stack.bucket_object("timelapses/a")
+    )
+    for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]:
+        assert not s3_stack.allows("watchdog", action, video), action
 
 
 def test_table_access_per_function(stack):
@@ -117,8 +134,12 @@ def test_table_access_per_function(stack):
     for action in ["GetItem", "PutItem", "UpdateItem"]:
         assert stack.allows("process_uploads", f"dynamodb:{action}", table), action
     assert not stack.allows("process_uploads", "dynamodb:DeleteItem", table)
-    for action in ["Scan", "Query", "UpdateItem"]:
+    for action in ["Query", "UpdateItem"]:
         assert stack.allows("watchdog", f"dynamodb:{action}", table), action
+    assert stack.allows("watchdog", "dynamodb:Query", f"{table}/index/inFlight")
+    # Its cost follows the work in flight: it queries the sparse index and never scans
+    for name in FUNCTIONS:
+        assert not stack.allows(name, "dynamodb:Scan", table), name
     assert not stack.allows("watchdog", "dynamodb:DeleteItem", table)
 
 

@@ -63,8 +63,8 @@ def test_table_is_on_demand_with_point_in_time_recovery_and_ttl(stack):
 
 def test_table_lists_by_owner_and_project_newest_first(stack):
     _, table = stack.one("AWS::DynamoDB::Table")
-    (index,) = table["Properties"]["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "byOwnerProject"
+    indexes = {i["IndexName"]: i for i in table["Properties"]["GlobalSecondaryIndexes"]}
+    index = indexes["byOwnerProject"]
     assert index["KeySchema"] == [
         {"AttributeName": "ownerProject", "KeyType": "HASH"},
         {"AttributeName": "createdAt", "KeyType": "RANGE"},
@@ -73,7 +73,16 @@ def test_table_lists_by_owner_and_project_newest_first(stack):
     types = {
         a["AttributeName"]: a["AttributeType"] for a in table["Properties"]["AttributeDefinitions"]
     }
-    assert types == {"id": "S", "ownerProject": "S", "createdAt": "S"}
+    assert types == {"id": "S", "ownerProject": "S", "createdAt": "S", "inFlight": "S"}
+
+
+def test_the_watchdog_has_a_sparse_index_of_the_work_in_flight(stack):
+    _, table = stack.one("AWS::DynamoDB::Table")
+    indexes = {i["IndexName"]: i for i in table["Properties"]["GlobalSecondaryIndexes"]}
+    assert indexes["inFlight"]["KeySchema"] == [
+        {"AttributeName": "inFlight", "KeyType": "HASH"},
+        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+    ]
 
 
 def test_prod_keeps_its_data(synthesis):

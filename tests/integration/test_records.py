@@ -472,14 +472,14 @@ def test_expire_lease_of_another_token_is_a_conflict(
     assert status_of(repository, record.id) is Status.PROCESSING
 
 
-def test_scan_expired_leases_finds_only_run_out_leases(
+def test_find_expired_leases_finds_only_run_out_leases(
     repository: DynamoDBTimelapseRepository, new_record: NewRecord
 ) -> None:
     record, _owner = processing(repository, new_record)
     waiting = queued(repository, new_record)
-    now_ids = {t.id for t in repository.scan_expired_leases(utcnow())}
+    now_ids = {t.id for t in repository.find_expired_leases(utcnow())}
     later_ids = {
-        t.id for t in repository.scan_expired_leases(utcnow() + timedelta(seconds=LEASE + 1))
+        t.id for t in repository.find_expired_leases(utcnow() + timedelta(seconds=LEASE + 1))
     }
     assert record.id not in now_ids
     assert record.id in later_ids

@@ -63,6 +63,7 @@ WRITES: dict[Transition, Write] = {
         tid, OWNER, now, retry=True, error=ERROR
     ),
     Transition.CANCEL: lambda repo, tid, _now: repo.cancel(tid, ERROR),
+    Transition.EXPIRE_UPLOAD: lambda repo, tid, _now: repo.expire_upload(tid, ERROR),
 }
 
 

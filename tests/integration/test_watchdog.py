@@ -175,8 +175,8 @@ class WorkerComesBack(DynamoDBTimelapseRepository):
         self.timelapse_id = timelapse_id
         self.token = token
 
-    def scan_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
-        expired = list(super().scan_expired_leases(now))
+    def find_expired_leases(self, now: datetime) -> Iterator[Timelapse]:
+        expired = list(super().find_expired_leases(now))
         self.heartbeat(self.timelapse_id, self.token, LEASE * 10, progress=50)
         yield from expired
 

@@ -84,7 +84,7 @@ def test_secret_items_are_invisible_to_the_timelapse_repository(
     items, _ = repository.list_by_project(user, "p-secrets", limit=10)
     assert [t.id for t in items] == [made.id]
     later = utcnow() + timedelta(days=1)
-    swept = list(repository.scan_stale_pending(Stage.AWAITING_UPLOAD, later))
-    swept += list(repository.scan_expired_leases(later))
+    swept = list(repository.find_stale_pending(Stage.AWAITING_UPLOAD, later))
+    swept += list(repository.find_expired_leases(later))
     assert all(t.id != ITEM_PREFIX + user for t in swept)
     assert made.id in {t.id for t in swept}

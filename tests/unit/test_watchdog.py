@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.domain.timelapse import Stage, Status, Timelapse
+from chalicelib.domain.timelapse import Stage, Status, Timelapse, UploadInfo, UploadMethod
 from chalicelib.services.watchdog import WatchdogService
 from tests.factories import CREATED, TIMELAPSE_ID, a_timelapse
 from tests.fakes import FakeQueue, FakeRecords, FakeStorage, RecordingNotifier
@@ -93,14 +93,14 @@ def test_a_worker_that_renews_between_scan_and_write_keeps_its_record(
     watch: Watch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     watch.given(**held(lease_ran_out=True, attempts=1))
-    scan = watch.records.scan_expired_leases
+    scan = watch.records.find_expired_leases
 
     def renewed_after_scan(now: datetime) -> list[Timelapse]:
         found = list(scan(now))
         watch.records.heartbeat(TIMELAPSE_ID, "w-1", 30)  # the worker comes back
         return found
 
-    monkeypatch.setattr(watch.records, "scan_expired_leases", renewed_after_scan)
+    monkeypatch.setattr(watch.records, "find_expired_leases", renewed_after_scan)
     report = watch.service.sweep(NOW)
     # The expire's condition saw the new lease: nothing requeued, the worker keeps it
     assert report.requeued == []
@@ -179,3 +179,64 @@ def test_a_dead_letter_leaves_a_live_or_finished_record_alone(
     assert watch.service.dead_letter(TIMELAPSE_ID, NOW) is False
     assert watch.record() == before
     assert watch.notifier.ended == []
+
+
+# --- the upload window ---------------------------------------------------------------------------
+
+WINDOW = 24 * 3600.0
+
+
+def windowed() -> Watch:
+    watch = Watch(with_storage=True)
+    watch.service.recover_uploads = False  # as deployed
+    watch.service.upload_window_seconds = WINDOW
+    return watch
+
+
+def test_a_record_still_awaiting_its_upload_after_the_window_fails_and_its_upload_is_aborted() -> (
+    None
+):
+    # Given a multipart upload the API opened a day ago, and one a client opened itself
+    watch = windowed()
+    api_upload = watch.storage.create_multipart(KEY, content_type="video/mp4", metadata={})
+    client_upload = watch.storage.create_multipart(KEY, content_type="video/mp4", metadata={})
+    other_key = watch.storage.create_multipart(
+        "videos/other.mp4", content_type="video/mp4", metadata={}
+    )
+    watch.given(
+        created_at=NOW - timedelta(seconds=WINDOW + 1),
+        upload=UploadInfo(UploadMethod.MULTIPART, api_upload, 10, 1),
+    )
+    # When the watchdog sweeps
+    report = watch.service.sweep(NOW)
+    # Then the record is failed with a reason, announced, and both uploads to its key are gone
+    assert report.timed_out == [TIMELAPSE_ID]
+    record = watch.record()
+    assert record.status is Status.FAILED
+    assert record.error is not None
+    assert record.error.code == "upload_timed_out"
+    assert "24 hours" in record.error.message
+    assert watch.notifier.ended == [record]
+    assert set(watch.storage.uploads) == {other_key}
+    assert client_upload not in watch.storage.uploads
+    # And a second sweep finds nothing more to do
+    assert watch.service.sweep(NOW).timed_out == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"created_at": NOW - timedelta(seconds=WINDOW - 60)},  # still within the window
+        {"created_at": NOW - timedelta(days=3), "stage": Stage.QUEUED},  # uploaded in time
+        {"created_at": NOW - timedelta(days=3), "stage": None},  # uploaded, idle
+        {"created_at": NOW - timedelta(days=3), "status": Status.COMPLETE, "stage": None},
+    ],
+    ids=["within", "queued", "idle", "complete"],
+)
+def test_the_window_ends_only_records_still_awaiting_their_upload(
+    fields: dict[str, object],
+) -> None:
+    watch = windowed()
+    watch.given(**fields)
+    assert watch.service.sweep(NOW).timed_out == []
+    assert watch.record().status is fields.get("status", Status.PENDING)
