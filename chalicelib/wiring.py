@@ -157,7 +157,6 @@ def watchdog_service() -> WatchdogService:
         # for uploads that arrived unannounced; deployed, S3 → SQS delivers at least once.
         storage=storage(),
         recover_uploads=settings.is_local,
-        upload_window_seconds=settings.limits.upload_window_seconds,
         records=records(),
         queue=work_queue(),
         notifier=notifier(),

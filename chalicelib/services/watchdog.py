@@ -42,8 +42,6 @@ class WatchdogService:
     awaiting_grace_seconds: float = 600.0
     limits: Limits = field(default_factory=Limits)
     recover_uploads: bool = True
-    # A record still awaiting its upload this long after its creation ends failed.
-    upload_window_seconds: float | None = None
 
     def sweep(self, now: datetime) -> SweepReport:
         report = SweepReport()
@@ -77,10 +75,10 @@ class WatchdogService:
             waited_before = now - timedelta(seconds=self.awaiting_grace_seconds)
             for timelapse in self.records.find_stale_pending(Stage.AWAITING_UPLOAD, waited_before):
                 self._recover_upload(timelapse, report)
-        if self.upload_window_seconds is not None:
-            created_before = now - timedelta(seconds=self.upload_window_seconds)
-            for timelapse in self.records.find_upload_overdue(created_before):
-                self._end_overdue_upload(timelapse, report)
+        # A record still awaiting its upload when the upload window ends fails.
+        created_before = now - timedelta(seconds=self.limits.upload_window_seconds)
+        for timelapse in self.records.find_upload_overdue(created_before):
+            self._end_overdue_upload(timelapse, report)
         if any(report.__dict__.values()):
             logger.info("watchdog sweep", extra=report.__dict__)
         return report
@@ -88,8 +86,7 @@ class WatchdogService:
     def _end_overdue_upload(self, timelapse: Timelapse, report: SweepReport) -> None:
         """The upload window ended with nothing uploaded: the record fails with a reason and any
         multipart upload opened for it is aborted (storage's own lifecycle rule is the backstop)."""
-        assert self.upload_window_seconds is not None
-        hours = self.upload_window_seconds / 3600
+        hours = self.limits.upload_window_seconds / 3600
         error = ErrorInfo(
             "upload_timed_out",
             f"The video was not uploaded within {hours:g} hours of creating the timelapse; "

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import Stage, Status, Timelapse, UploadInfo, UploadMethod
 from chalicelib.services.watchdog import WatchdogService
 from tests.factories import CREATED, TIMELAPSE_ID, a_timelapse
@@ -189,7 +190,7 @@ WINDOW = 24 * 3600.0
 def windowed() -> Watch:
     watch = Watch(with_storage=True)
     watch.service.recover_uploads = False  # as deployed
-    watch.service.upload_window_seconds = WINDOW
+    watch.service.limits = Limits(upload_window_seconds=int(WINDOW))
     return watch
 
 
