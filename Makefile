@@ -19,8 +19,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
+# Records and objects are kept in LAPSE_DATA_DIR across restarts (local/persist.py); `make clean`
+# forgets them.
+LAPSE_DATA_DIR ?= .run/data
 run: install
-	$(BIN)/python -m local.stack
+	LAPSE_DATA_DIR=$(LAPSE_DATA_DIR) $(BIN)/python -m local.stack
 
 test: install browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -18,7 +18,9 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from moto.moto_server.werkzeug_app import (
@@ -28,7 +30,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 
-from local import s3_multipart, s3_streaming
+from local import persist, s3_multipart, s3_streaming
 from local.s3_form_put import FormEncodedPut
 
 StartResponse = Callable[..., Any]
@@ -52,11 +54,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--data", type=Path, help="keep objects here across restarts")
+    parser.add_argument("--region", default="us-east-1")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     s3_streaming.install()
     s3_multipart.install()
+    if args.data:
+        started = time.monotonic()
+        count = persist.restore_objects(args.data, args.region)
+        print(f"restored {count} objects in {time.monotonic() - started:.2f} s", flush=True)
+
+    def stop(*_: object) -> None:
+        if args.data:
+            started = time.monotonic()
+            copied = persist.save_objects(args.data)
+            print(
+                f"saved objects ({copied / 1e6:.0f} MB new) in {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,

@@ -24,6 +24,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
+from local import persist
 from local.config import LocalStack
 from local.provision import provision
 
@@ -129,6 +130,15 @@ def serve_web(stack: LocalStack) -> ThreadingHTTPServer | None:
     return server
 
 
+def stop_within(process: subprocess.Popen[bytes], seconds: float) -> None:
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        reap_group(process, signal.SIGKILL)
+        process.wait()
+    reap_group(process, signal.SIGKILL)  # what it started and left behind
+
+
 def reap_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
     """Signals the child's process group: the child and whatever it started (ffmpeg), even once
     the child itself is gone (its orphans keep the group)."""
@@ -140,6 +150,8 @@ def reap_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None
 # and the stack stops with it. A child that keeps dying at once is given up on.
 RESTARTED = {"api", "worker"}
 QUICK_DEATH_SECONDS = 5.0
+# Saving new objects at Ctrl-C copies them (~1 GB/s on a local disk).
+STORAGE_SAVE_SECONDS = 300.0
 MAX_QUICK_DEATHS = 5
 
 
@@ -160,6 +172,8 @@ class Supervisor:
         self.children: list[Child] = []
         self.env = {**os.environ, **stack.environment()}
         self.web: ThreadingHTTPServer | None = None
+        data = os.environ.get("LAPSE_DATA_DIR")
+        self.data = Path(data).resolve() if data else None
 
     def _spawn(self, name: str, args: tuple[str, ...], quiet: bool) -> subprocess.Popen[bytes]:
         """A child in its own process group; `quiet` sends its output to .run/<name>-<port>.log."""
@@ -181,18 +195,38 @@ class Supervisor:
         return process
 
     def stop(self) -> None:
+        """The API and the worker first; then the records are saved (LAPSE_DATA_DIR) while the
+        storage still runs; then the storage, which saves its new objects as it stops."""
         if self.web:
             self.web.shutdown()
-        for child in reversed(self.children):
+        users = [child for child in self.children if child.name != "moto"]
+        for child in reversed(users):
             reap_group(child.process, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for child in self.children:
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                reap_group(child.process, signal.SIGKILL)
-                child.process.wait()
-            reap_group(child.process, signal.SIGKILL)  # what it started and left behind
+        for child in users:
+            stop_within(child.process, 5)
+        storage = [child for child in self.children if child.name == "moto"]
+        if self.data and storage and storage[0].process.poll() is None:
+            self.save_records()
+        for child in storage:
+            reap_group(child.process, signal.SIGTERM)
+            stop_within(child.process, STORAGE_SAVE_SECONDS)
+
+    def save_records(self) -> None:
+        assert self.data is not None
+        started = time.monotonic()
+        try:
+            count = persist.save_table(self.data, self.stack.dynamodb(), self.stack.table)
+        except Exception as exc:  # the objects are still saved; say what was not
+            print(f"records NOT saved: {exc}", flush=True)
+            return
+        print(f"saved {count} records in {time.monotonic() - started:.1f} s", flush=True)
+
+    def restore_records(self) -> None:
+        if self.data is None:
+            return
+        started = time.monotonic()
+        count = persist.restore_table(self.data, self.stack.dynamodb(), self.stack.table)
+        print(f"restored {count} records in {time.monotonic() - started:.1f} s", flush=True)
 
     def revive(self, child: Child) -> str | None:
         """Restarts a child that died; what it started dies with it (its process group).
@@ -229,10 +263,12 @@ class Supervisor:
             stack.host,
             "-p",
             str(stack.moto_port),
+            *(("--data", str(self.data), "--region", stack.region) if self.data else ()),
             quiet=True,
         )
         wait_until(f"{stack.endpoint}/moto-api/", moto, "moto server")
         provision(stack)
+        self.restore_records()
         api = self.start("api", "-m", "local.api")
         self.start("worker", "-m", "local.worker")
         wait_until(f"{stack.api_url}/health", api, "API")
