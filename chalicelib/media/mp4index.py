@@ -24,6 +24,7 @@ import itertools
 import struct
 from array import array
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,6 +35,7 @@ FIRST_READ_BYTES = 64 * 1024
 WALK_READ_BYTES = 16 * 1024
 MAX_INDEX_BYTES = 256 * 1024 * 1024
 MAX_TOP_LEVEL_BOXES = 1_000_000
+FRAGMENT_READERS = 8
 MAX_SAMPLES = 12_000_000  # a day at 120 fps; a larger count is a damaged index, not a video
 
 DAMAGED_INDEX = (
@@ -105,21 +107,26 @@ class VideoIndex:
 
 def read_index(source: RangeSource, *, keep_samples: bool = False) -> VideoIndex:
     """Read the video index of `source`; InvalidMediaError if damaged, IndexUnsupported if not
-    an H.264/HEVC MP4/MOV."""
+    an H.264/HEVC MP4/MOV. `keep_samples` keeps every sample (and walks every fragment)."""
     walker = _TopLevel(source)
     moov: bytes | None = None
+    track: _Track | None = None
     moov_offset = 0
     fragments: list[tuple[int, bytes]] = []
     for kind, start, size in walker.boxes():
         if kind == b"moov":
             moov, moov_offset = walker.load(start, size), start
+            track = _video_track(moov)
         elif kind == b"moof":
+            listed = None if keep_samples or track is None else _listed_fragments(source, track)
+            if listed is not None:
+                fragments = listed
+                break
             fragments.append((start, walker.load(start, size)))
         elif kind == b"mdat" and moov is not None and not _fragmented(moov):
             break  # everything after the media data is of no use once the index is known
-    if moov is None:
+    if moov is None or track is None:
         raise _damaged("no moov box") if walker.saw_mdat else IndexUnsupported("no moov box")
-    track = _video_track(moov)
     samples = itertools.chain(
         track.table_samples(), *(track.fragment_samples(moof, start) for start, moof in fragments)
     )
@@ -716,6 +723,102 @@ def _trun(
         position += size
         track.next_dts += duration
     return position
+
+
+# --- the fragment index at the end (mfra / tfra) -----------------------------------------------
+
+
+def _listed_fragments(source: RangeSource, track: _Track) -> list[tuple[int, bytes]] | None:
+    """The fragments holding the track's keyframes, found through the ``mfra`` box a muxer
+    leaves at the end of a finished fragmented file and read concurrently; None (walk the file
+    instead) when there is none, or it or a fragment it names does not check out. Fragments
+    without a keyframe are not read: the index then counts only the samples it saw."""
+    offsets = _tfra_offsets(source, track.track_id)
+    if not offsets:
+        return None
+    with ThreadPoolExecutor(max_workers=FRAGMENT_READERS, thread_name_prefix="lapse-index") as pool:
+        fragments = list(pool.map(lambda offset: _moof_at(source, offset), offsets))
+    if any(moof is None or not _decode_times_stated(moof, track.track_id) for moof in fragments):
+        return None
+    return [(offset, moof) for offset, moof in zip(offsets, fragments, strict=True) if moof]
+
+
+def _tfra_offsets(source: RangeSource, track_id: int) -> list[int]:
+    mfra = _mfra(source)
+    if mfra is None:
+        return []
+    try:
+        for kind, start, end in _children(mfra, 8, len(mfra)):
+            offsets = _tfra(mfra, start, end, track_id) if kind == b"tfra" else None
+            if offsets is not None:
+                return sorted({o for o in offsets if 0 <= o < source.size})
+    except InvalidMediaError:
+        pass
+    return []
+
+
+def _mfra(source: RangeSource) -> memoryview | None:
+    """The ``mfra`` box, found by the ``mfro`` box that ends the file and states its size; one
+    read of the file's last 64 KiB usually holds both."""
+    size = source.size
+    tail_size = min(size, FIRST_READ_BYTES)
+    tail = source.read(size - tail_size, tail_size) if size >= 16 else b""
+    if len(tail) < 16 or tail[-12:-8] != b"mfro":
+        return None
+    (mfra_size,) = struct.unpack_from(">I", tail, len(tail) - 4)
+    if not 16 <= mfra_size <= min(size, MAX_INDEX_BYTES):
+        return None
+    if mfra_size > len(tail):
+        tail = source.read(size - mfra_size, mfra_size)
+    mfra = memoryview(tail)[len(tail) - mfra_size :]
+    if len(mfra) < mfra_size or bytes(mfra[4:8]) != b"mfra":
+        return None
+    return mfra
+
+
+def _tfra(mfra: memoryview, start: int, end: int, track_id: int) -> list[int] | None:
+    reader = _Reader(mfra, start, end)
+    version, _ = reader.version_flags()
+    if reader.u32() != track_id:
+        return None
+    lengths = reader.u32()
+    skip = sum(((lengths >> shift) & 0x3) + 1 for shift in (4, 2, 0))
+    offsets = []
+    for _ in range(reader.u32()):
+        _time, offset = reader.take(">QQ" if version == 1 else ">II")
+        reader.bytes(skip)
+        offsets.append(offset)
+    return offsets
+
+
+def _moof_at(source: RangeSource, offset: int) -> bytes | None:
+    data = source.read(offset, WALK_READ_BYTES)
+    if len(data) < 8 or data[4:8] != b"moof":
+        return None
+    (size,) = struct.unpack_from(">I", data)
+    if not 8 <= size <= MAX_INDEX_BYTES:
+        return None
+    if size > len(data):
+        data = source.read(offset, size)
+    return data[:size] if len(data) >= size else None
+
+
+def _decode_times_stated(moof: bytes, track_id: int) -> bool:
+    """Every traf of the track says its decode time (tfdt): fragments can be read apart."""
+    view = memoryview(moof)
+    try:
+        for kind, start, end in _children(view, 8, len(view)):
+            if kind != b"traf":
+                continue
+            tfhd = _child(view, start, end, b"tfhd")
+            if tfhd is None:
+                return False
+            (found,) = struct.unpack_from(">I", view, tfhd[0] + 4)
+            if found == track_id and _child(view, start, end, b"tfdt") is None:
+                return False
+    except (InvalidMediaError, struct.error):
+        return False
+    return True
 
 
 # --- codec configuration -----------------------------------------------------------------------
