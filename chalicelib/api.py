@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from chalice.app import Blueprint, CORSConfig, Response
 
-from chalicelib import errors, wiring
+from chalicelib import errors, wire, wiring
 from chalicelib.logs import logger
 from chalicelib.openapi import openapi_document
 from chalicelib.reference import reference_bundle, reference_page
@@ -183,12 +183,13 @@ def docs_bundle() -> Response:
 @endpoint(api, "create_timelapse")
 def create_timelapse() -> dict[str, Any]:
     owner = _caller()
-    return wiring.timelapse_service().create(owner, _required_body())
+    service = wiring.timelapse_service()
+    return wire.created(service.create(owner, service.parse_create(_required_body())))
 
 
 @endpoint(api, "get_timelapse")
 def get_timelapse(timelapse_id: str) -> dict[str, Any]:
-    return wiring.timelapse_service().get(_caller(), timelapse_id)
+    return wire.with_urls(wiring.timelapse_service().get(_caller(), timelapse_id))
 
 
 @endpoint(api, "delete_timelapse")
@@ -199,30 +200,31 @@ def delete_timelapse(timelapse_id: str) -> None:
 @endpoint(api, "sign_upload_parts")
 def sign_upload_parts(timelapse_id: str) -> dict[str, Any]:
     owner = _caller()
-    return wiring.timelapse_service().sign_parts(owner, timelapse_id, _required_body())
+    signed = wiring.timelapse_service().sign_parts(owner, timelapse_id, _required_body())
+    return wire.part_urls(signed)
 
 
 @endpoint(api, "get_upload")
 def get_upload(timelapse_id: str) -> dict[str, Any]:
-    return wiring.timelapse_service().upload_status(_caller(), timelapse_id)
+    return wire.upload_state(wiring.timelapse_service().upload_status(_caller(), timelapse_id))
 
 
 @endpoint(api, "complete_upload")
 def complete_upload(timelapse_id: str) -> dict[str, Any]:
     owner = _caller()
-    return wiring.timelapse_service().complete_upload(owner, timelapse_id, _body())
+    return wire.envelope(wiring.timelapse_service().complete_upload(owner, timelapse_id, _body()))
 
 
 @endpoint(api, "cancel_timelapse")
 def cancel_timelapse(timelapse_id: str) -> dict[str, Any]:
     cancelled = wiring.timelapse_service().cancel(_caller(), timelapse_id)
-    return {"timelapse": cancelled.as_api()}
+    return wire.envelope(cancelled)
 
 
 @endpoint(api, "process_timelapse")
 def process_timelapse(timelapse_id: str) -> dict[str, Any]:
     queued = wiring.timelapse_service().process(_caller(), timelapse_id)
-    return {"timelapse": queued.as_api()}
+    return wire.envelope(queued)
 
 
 @endpoint(api, "get_webhook_secret")
@@ -239,4 +241,4 @@ def rotate_webhook_secret() -> dict[str, Any]:
 def list_project_timelapses(project_id: str) -> dict[str, Any]:
     owner = _caller()
     query = dict(api.current_request.query_params or {})
-    return wiring.timelapse_service().list_project(owner, project_id, query)
+    return wire.page(wiring.timelapse_service().list_project(owner, project_id, query))

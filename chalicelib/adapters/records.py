@@ -554,7 +554,7 @@ class DynamoDBTimelapseRepository:
             TimelapseModel.status.set(status.value),
             TimelapseModel.in_flight.remove(),
             TimelapseModel.stage.remove(),
-            TimelapseModel.error.set(error.as_api()),
+            TimelapseModel.error.set({"code": error.code, "message": error.message}),
             TimelapseModel.completed_at.set(_iso(utcnow())),
             TimelapseModel.lease_owner.remove(),
             TimelapseModel.lease_expires_at.remove(),

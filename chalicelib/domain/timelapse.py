@@ -54,9 +54,6 @@ class ErrorInfo:
     code: str
     message: str
 
-    def as_api(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
 
 @dataclass(frozen=True)
 class Timelapse:
@@ -104,34 +101,6 @@ class Timelapse:
     @property
     def is_multipart(self) -> bool:
         return self.upload.method is UploadMethod.MULTIPART
-
-    def as_api(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "projectId": self.project_id,
-            "status": self.status.value,
-            "stage": self.stage.value if self.stage else None,
-            "progress": self.progress,
-            "videoKey": self.video_key,
-            "originalVideoKey": self.original_video_key,
-            "processedVideoKey": self.processed_video_key,
-            "posterKey": self.poster_key,
-            "filename": self.filename,
-            "contentType": self.content_type,
-            "sizeBytes": self.size_bytes,
-            "durationMinutes": self.duration_minutes,
-            "targetSeconds": self.target_seconds,
-            "process": self.process,
-            "callbackUrl": self.callback_url,
-            "source": self.source,
-            "output": self.output,
-            "error": self.error.as_api() if self.error else None,
-            "attempts": self.attempts,
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
-            "startedAt": iso(self.started_at),
-            "completedAt": iso(self.completed_at),
-        }
 
 
 def iso(moment: datetime | None) -> str | None:

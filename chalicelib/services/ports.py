@@ -27,9 +27,6 @@ class StoredPart:
     etag: str
     size: int
 
-    def as_api(self) -> dict[str, Any]:
-        return {"partNumber": self.part_number, "etag": self.etag, "size": self.size}
-
 
 @dataclass(frozen=True)
 class PresignedUrl:

@@ -287,7 +287,7 @@ class ProcessingService:
         self.storage.delete(*keys)
 
     def _fail(self, timelapse: Timelapse, token: str, error: ErrorInfo) -> Timelapse | None:
-        logger.info("failed", extra={"error": error.as_api()})
+        logger.info("failed", extra={"error": {"code": error.code, "message": error.message}})
         metrics.add_metric(name="RendersFailed", unit=MetricUnit.Count, value=1)
         try:
             failed = self.records.fail(timelapse.id, token, error)

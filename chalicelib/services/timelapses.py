@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import requests
@@ -20,18 +21,95 @@ from chalicelib.domain.timelapse import (
     UploadInfo,
     UploadMethod,
     allows,
-    iso,
     utcnow,
 )
 from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
-from chalicelib.services.ports import Notifier, ObjectInfo, Storage, TimelapseRepository, WorkQueue
+from chalicelib.services.ports import (
+    Notifier,
+    ObjectInfo,
+    Storage,
+    StoredPart,
+    TimelapseRepository,
+    WorkQueue,
+)
 from chalicelib.services.uploads import abort_uploads, acceptance_refusal
 
 FIRST_PART_URLS = 100
 CANCELLED = ErrorInfo("cancelled", "Cancelled by its owner.")
 # What no later upload can mend (only uploads without a declared size can get these).
 FINAL_REFUSALS = frozenset({"too_large", "empty_upload"})
+
+
+# --- what the use cases answer (chalicelib/wire.py turns them into JSON) ----------------------
+
+
+@dataclass(frozen=True)
+class PartUrl:
+    number: int
+    url: str
+
+
+@dataclass(frozen=True)
+class SignedParts:
+    parts: list[PartUrl]
+    expires_at: datetime  # the earliest of the URLs' expiries
+
+
+@dataclass(frozen=True)
+class PutUpload:
+    """Upload the original with one PUT to `url`, sending `content_type`."""
+
+    url: str
+    content_type: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """Upload the original in parts; URLs for the first of them."""
+
+    upload_id: str
+    part_size: int
+    part_count: int
+    first_parts: SignedParts
+
+
+@dataclass(frozen=True)
+class Created:
+    timelapse: Timelapse
+    upload: PutUpload | MultipartUpload
+
+
+@dataclass(frozen=True)
+class DownloadUrls:
+    video: str
+    original: str
+    poster: str | None
+
+
+@dataclass(frozen=True)
+class TimelapseView:
+    """A timelapse as its owner reads it: the record and presigned downloads."""
+
+    timelapse: Timelapse
+    urls: DownloadUrls
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Timelapse]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """What storage holds of a multipart upload."""
+
+    upload_id: str
+    part_size: int | None
+    part_count: int | None
+    parts: list[StoredPart]
 
 
 @dataclass
@@ -48,10 +126,11 @@ class TimelapseService:
 
     # --- create and upload --------------------------------------------------------------------
 
-    def create(self, owner_id: str, body: Any, *, size_required: bool = True) -> dict[str, Any]:
-        request = requests.parse_create(
-            body, self.limits, self.callbacks, size_required=size_required
-        )
+    def parse_create(self, body: Any, *, size_required: bool = True) -> requests.CreateRequest:
+        """The create command from a request body, under this service's limits and policy."""
+        return requests.parse_create(body, self.limits, self.callbacks, size_required=size_required)
+
+    def create(self, owner_id: str, request: requests.CreateRequest) -> Created:
         timelapse_id = _new_id()
         key = original_key(timelapse_id, request.content_type, request.filename)
         upload_info = UploadInfo(UploadMethod.PUT)
@@ -94,9 +173,9 @@ class TimelapseService:
             if upload_info.upload_id:
                 self.storage.abort_multipart(key, upload_info.upload_id)
             raise
-        return {"timelapse": timelapse.as_api(), "upload": self._upload_instructions(timelapse)}
+        return Created(timelapse, self._upload_instructions(timelapse))
 
-    def _upload_instructions(self, timelapse: Timelapse) -> dict[str, Any]:
+    def _upload_instructions(self, timelapse: Timelapse) -> PutUpload | MultipartUpload:
         seconds = self.limits.upload_url_seconds
         upload = timelapse.upload
         if upload.method is UploadMethod.PUT:
@@ -106,26 +185,15 @@ class TimelapseService:
                 size_bytes=timelapse.size_bytes,
                 seconds=seconds,
             )
-            return {
-                "method": "PUT",
-                "url": signed.url,
-                "headers": {"Content-Type": timelapse.content_type},
-                "expiresAt": iso(signed.expires_at),
-            }
+            return PutUpload(signed.url, timelapse.content_type, signed.expires_at)
         assert upload.upload_id
         assert upload.part_count
         assert upload.part_size
         first = range(1, min(upload.part_count, FIRST_PART_URLS) + 1)
         parts = self._part_urls(timelapse, list(first))
-        return {
-            "method": "multipart",
-            "uploadId": upload.upload_id,
-            "partSize": upload.part_size,
-            "partCount": upload.part_count,
-            **parts,
-        }
+        return MultipartUpload(upload.upload_id, upload.part_size, upload.part_count, parts)
 
-    def _part_urls(self, timelapse: Timelapse, numbers: list[int]) -> dict[str, Any]:
+    def _part_urls(self, timelapse: Timelapse, numbers: list[int]) -> SignedParts:
         upload_id = timelapse.upload.upload_id
         assert upload_id
         seconds = self.limits.upload_url_seconds
@@ -134,10 +202,7 @@ class TimelapseService:
             for n in numbers
         ]
         expires = min((s.expires_at for _, s in signed), default=utcnow())
-        return {
-            "parts": [{"partNumber": n, "url": s.url} for n, s in signed],
-            "expiresAt": iso(expires),
-        }
+        return SignedParts([PartUrl(n, s.url) for n, s in signed], expires)
 
     def _awaiting_multipart(self, owner_id: str, timelapse_id: str) -> Timelapse:
         timelapse = self.records.get_owned(timelapse_id, owner_id)
@@ -150,25 +215,20 @@ class TimelapseService:
             )
         return timelapse
 
-    def sign_parts(self, owner_id: str, timelapse_id: str, body: Any) -> dict[str, Any]:
+    def sign_parts(self, owner_id: str, timelapse_id: str, body: Any) -> SignedParts:
         timelapse = self._awaiting_multipart(owner_id, timelapse_id)
         assert timelapse.upload.part_count
         numbers = requests.parse_part_numbers(body, timelapse.upload.part_count)
         return self._part_urls(timelapse, numbers)
 
-    def upload_status(self, owner_id: str, timelapse_id: str) -> dict[str, Any]:
+    def upload_status(self, owner_id: str, timelapse_id: str) -> UploadState:
         timelapse = self._awaiting_multipart(owner_id, timelapse_id)
         upload = timelapse.upload
         assert upload.upload_id
         stored = self.storage.list_parts(timelapse.original_video_key, upload.upload_id)
-        return {
-            "uploadId": upload.upload_id,
-            "partSize": upload.part_size,
-            "partCount": upload.part_count,
-            "parts": [part.as_api() for part in stored],
-        }
+        return UploadState(upload.upload_id, upload.part_size, upload.part_count, stored)
 
-    def complete_upload(self, owner_id: str, timelapse_id: str, body: Any) -> dict[str, Any]:
+    def complete_upload(self, owner_id: str, timelapse_id: str, body: Any) -> Timelapse:
         timelapse = self._awaiting_multipart(owner_id, timelapse_id)
         upload = timelapse.upload
         assert upload.upload_id
@@ -199,25 +259,24 @@ class TimelapseService:
         self.storage.complete_multipart(key, upload.upload_id, parts)
         if not self.storage_events:
             timelapse = self._queue_uploaded(timelapse, queue=timelapse.process)
-        return {"timelapse": timelapse.as_api()}
+        return timelapse
 
     # --- read ---------------------------------------------------------------------------------
 
-    def get(self, owner_id: str, timelapse_id: str) -> dict[str, Any]:
+    def get(self, owner_id: str, timelapse_id: str) -> TimelapseView:
         timelapse = self.records.get_owned(timelapse_id, owner_id)
         seconds = self.limits.download_url_seconds
-        urls: dict[str, str | None] = {
-            "video": self.storage.presign_get(timelapse.video_key, seconds).url,
-            "original": self.storage.presign_get(
+        poster = timelapse.poster_key
+        urls = DownloadUrls(
+            video=self.storage.presign_get(timelapse.video_key, seconds).url,
+            original=self.storage.presign_get(
                 timelapse.original_video_key, seconds, filename=timelapse.filename
             ).url,
-            "poster": None,
-        }
-        if timelapse.poster_key:
-            urls["poster"] = self.storage.presign_get(timelapse.poster_key, seconds).url
-        return {**timelapse.as_api(), "urls": urls}
+            poster=self.storage.presign_get(poster, seconds).url if poster else None,
+        )
+        return TimelapseView(timelapse, urls)
 
-    def list_project(self, owner_id: str, project_id: str, query: dict[str, str]) -> dict[str, Any]:
+    def list_project(self, owner_id: str, project_id: str, query: dict[str, str]) -> Page:
         items, cursor = self.records.list_by_project(
             owner_id,
             requests.project_id(project_id),
@@ -225,7 +284,7 @@ class TimelapseService:
             cursor=query.get("cursor") or None,
             status=requests.parse_status(query.get("status")),
         )
-        return {"items": [item.as_api() for item in items], "nextCursor": cursor}
+        return Page(items, cursor)
 
     # --- change -------------------------------------------------------------------------------
 

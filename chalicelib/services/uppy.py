@@ -30,7 +30,7 @@ from chalicelib.domain.keys import (
 )
 from chalicelib.domain.timelapse import Stage, Status, Timelapse, iso
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
-from chalicelib.services.timelapses import TimelapseService
+from chalicelib.services.timelapses import PutUpload, TimelapseService
 
 # S3's own bounds: part numbers 1–10,000 whatever size the client splits the file into.
 MAX_PART_NUMBER = 10_000
@@ -141,11 +141,15 @@ class UppyService:
 
     # --- shared -------------------------------------------------------------------------------
 
-    def _create(self, owner_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _create(self, owner_id: str, fields: dict[str, Any]) -> tuple[Timelapse, PutUpload]:
         """The one create path, for a single upload: Uppy makes its own multipart uploads."""
         limits = self.timelapses.limits
         whole = replace(limits, multipart_threshold_bytes=limits.max_upload_bytes)
-        return replace(self.timelapses, limits=whole).create(owner_id, fields, size_required=False)
+        service = replace(self.timelapses, limits=whole)
+        command = service.parse_create(fields, size_required=False)
+        created = service.create(owner_id, command)
+        assert isinstance(created.upload, PutUpload)  # no multipart threshold: always one PUT
+        return created.timelapse, created.upload
 
     def _seconds(self, expires_in: int | None = None) -> int:
         most = self.timelapses.limits.upload_url_seconds
@@ -242,15 +246,15 @@ class UppyService:
                 f"{request.method} without uploadId is not an upload request; "
                 "delete a timelapse with DELETE /timelapses/{id}"
             )
-        created = self._create(owner_id, fields_from_uppy_key(request.key, fields))
-        timelapse, upload = created["timelapse"], created["upload"]
-        key = timelapse["originalVideoKey"]
-        answer = {"key": key, "timelapseId": timelapse["id"], "headers": upload["headers"]}
+        timelapse, upload = self._create(owner_id, fields_from_uppy_key(request.key, fields))
+        key = timelapse.original_video_key
+        headers = {"Content-Type": upload.content_type}
+        answer = {"key": key, "timelapseId": timelapse.id, "headers": headers}
         if request.method == "PUT":
-            return {**answer, "url": upload["url"], "expiresAt": upload["expiresAt"]}
+            return {**answer, "url": upload.url, "expiresAt": iso(upload.expires_at)}
         signed = self.timelapses.storage.presign_request(
             "create_multipart_upload",
-            {"Key": key, "ContentType": timelapse["contentType"]},
+            {"Key": key, "ContentType": timelapse.content_type},
             self._seconds(request.expires_in),
         )
         return {**answer, "url": signed.url, "expiresAt": iso(signed.expires_at)}
@@ -263,20 +267,20 @@ class UppyService:
         fields = companion_create_fields(
             body.get("filename"), body.get("type"), body.get("metadata")
         )
-        timelapse = self._create(owner_id, fields)["timelapse"]
-        key = timelapse["originalVideoKey"]
-        metadata = {"timelapse-id": timelapse["id"], "upload-method": "multipart"}
-        if timelapse["sizeBytes"] is not None:
-            metadata["file-size"] = str(timelapse["sizeBytes"])
+        timelapse, _single = self._create(owner_id, fields)
+        key = timelapse.original_video_key
+        metadata = {"timelapse-id": timelapse.id, "upload-method": "multipart"}
+        if timelapse.size_bytes is not None:
+            metadata["file-size"] = str(timelapse.size_bytes)
         upload_id = self.timelapses.storage.create_multipart(
-            key, content_type=timelapse["contentType"], metadata=metadata
+            key, content_type=timelapse.content_type, metadata=metadata
         )
-        self.timelapses.records.bind_client_upload(timelapse["id"], upload_id)
+        self.timelapses.records.bind_client_upload(timelapse.id, upload_id)
         return {
             "key": key,
             "uploadId": upload_id,
             "bucket": self.timelapses.storage.bucket,
-            "timelapseId": timelapse["id"],
+            "timelapseId": timelapse.id,
         }
 
     def sign_part(self, owner_id: str, upload_id: str, number: str, key: str) -> dict[str, Any]:
@@ -316,13 +320,12 @@ class UppyService:
             if name.startswith("metadata[") and name.endswith("]")
         }
         fields = companion_create_fields(query.get("filename"), query.get("type"), metadata)
-        created = self._create(owner_id, fields)
-        timelapse, upload = created["timelapse"], created["upload"]
+        timelapse, upload = self._create(owner_id, fields)
         return {
             "method": "PUT",
-            "url": upload["url"],
+            "url": upload.url,
             "fields": {},
-            "headers": upload["headers"],
-            "key": timelapse["originalVideoKey"],
-            "timelapseId": timelapse["id"],
+            "headers": {"Content-Type": upload.content_type},
+            "key": timelapse.original_video_key,
+            "timelapseId": timelapse.id,
         }

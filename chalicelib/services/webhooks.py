@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chalicelib import wire
 from chalicelib.adapters.webhooks import DeliveryAnswer, DeliveryError, RefusedTarget
 from chalicelib.domain.timelapse import Timelapse
 from chalicelib.domain.webhooks import (
@@ -60,7 +61,7 @@ def delivery_message(timelapse: Timelapse, event: str) -> dict[str, Any]:
         "attempt": 1,
         "deliveryId": str(uuid.uuid4()),
         "callbackUrl": timelapse.callback_url,
-        "timelapse": timelapse.as_api(),
+        "timelapse": wire.timelapse(timelapse),
     }
 
 

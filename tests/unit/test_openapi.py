@@ -20,7 +20,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from app import app
-from chalicelib import api, errors, wiring
+from chalicelib import api, errors, wire, wiring
 from chalicelib.domain import requests
 from chalicelib.domain.limits import GiB, Limits, MiB
 from chalicelib.domain.timelapse import (
@@ -355,7 +355,7 @@ def test_the_api_serves_this_document() -> None:
 
 def test_timelapse_schema_properties_are_the_as_api_keys() -> None:
     schema = DOC["components"]["schemas"]["Timelapse"]
-    keys = set(make_timelapse().as_api())
+    keys = set(wire.timelapse(make_timelapse()))
     assert set(schema["properties"]) == keys
     assert set(schema["required"]) == keys
 
@@ -372,7 +372,7 @@ def test_timelapse_schema_properties_are_the_as_api_keys() -> None:
     ids=["pending", "idle", "processing", "cancelled", "complete"],
 )
 def test_as_api_validates_against_the_timelapse_schema(timelapse: Timelapse) -> None:
-    assert_valid("Timelapse", timelapse.as_api())
+    assert_valid("Timelapse", wire.timelapse(timelapse))
 
 
 def test_timelapse_enums_are_the_domains() -> None:
@@ -387,7 +387,7 @@ def test_timelapse_enums_are_the_domains() -> None:
 
 def create(service: TimelapseService, size: int) -> dict[str, Any]:
     body = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": size}
-    return service.create("user-1", body)
+    return wire.created(service.create("user-1", service.parse_create(body)))
 
 
 def test_create_answers_match_the_201_schema(service: TimelapseService) -> None:
@@ -407,8 +407,8 @@ def test_get_answer_matches_the_200_schema(service: TimelapseService) -> None:
     records: Any = service.records
     for timelapse in (make_timelapse(), complete_timelapse()):
         records.create(timelapse)
-        answer = service.get("user-1", timelapse.id)
-        assert set(answer) == {*timelapse.as_api(), "urls"}
+        answer = wire.with_urls(service.get("user-1", timelapse.id))
+        assert set(answer) == {*wire.timelapse(timelapse), "urls"}
         found = validator(response_schema("GET", "/timelapses/{timelapse_id}", 200))
         assert not [e.message for e in found.iter_errors(answer)]
 
@@ -416,7 +416,7 @@ def test_get_answer_matches_the_200_schema(service: TimelapseService) -> None:
 def test_list_answer_matches_the_200_schema(service: TimelapseService) -> None:
     for _ in range(3):
         create(service, 10)
-    answer = service.list_project("user-1", "p-42", {"limit": "2"})
+    answer = wire.page(service.list_project("user-1", "p-42", {"limit": "2"}))
     assert len(answer["items"]) == 2
     assert answer["nextCursor"]
     schema = validator(response_schema("GET", "/projects/{project_id}/timelapses", 200))
@@ -431,19 +431,19 @@ def test_multipart_answers_match_their_schemas(service: TimelapseService) -> Non
     storage.parts = [StoredPart(n, f'"etag-{n}"', part_size) for n in range(1, 16)]
     base = "/timelapses/{timelapse_id}/upload"
 
-    signed = service.sign_parts("user-1", timelapse_id, {"partNumbers": [3, 1, 3]})
+    signed = wire.part_urls(service.sign_parts("user-1", timelapse_id, {"partNumbers": [3, 1, 3]}))
     assert not list(validator(response_schema("POST", f"{base}/parts", 200)).iter_errors(signed))
 
-    status = service.upload_status("user-1", timelapse_id)
+    status = wire.upload_state(service.upload_status("user-1", timelapse_id))
     assert not list(validator(response_schema("GET", base, 200)).iter_errors(status))
 
-    done = service.complete_upload("user-1", timelapse_id, None)
+    done = wire.envelope(service.complete_upload("user-1", timelapse_id, None))
     assert not list(validator(response_schema("POST", f"{base}/complete", 202)).iter_errors(done))
 
 
 def test_cancel_answer_matches_the_202_schema(service: TimelapseService) -> None:
     timelapse_id = create(service, 10)["timelapse"]["id"]
-    answer = {"timelapse": service.cancel("user-1", timelapse_id).as_api()}
+    answer = wire.envelope(service.cancel("user-1", timelapse_id))
     schema = validator(response_schema("POST", "/timelapses/{timelapse_id}/cancel", 202))
     assert not [e.message for e in schema.iter_errors(answer)]
 

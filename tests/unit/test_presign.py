@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import pytest
 from pytest_socket import SocketBlockedError
 
+from chalicelib import wire
 from chalicelib.adapters.storage import S3Storage, content_disposition
 from chalicelib.domain.limits import Limits, MiB
 from chalicelib.domain.timelapse import Timelapse
@@ -270,7 +271,8 @@ def test_create_hands_out_a_put_for_the_records_key_with_the_configured_lifetime
     limits = Limits(upload_url_seconds=1234)
     body = {"projectId": "p-42", "contentType": "video/webm", "sizeBytes": 4321}
     # When a small upload is created
-    answer = service(make_storage(), records, limits).create("user-1", body)
+    use_cases = service(make_storage(), records, limits)
+    answer = wire.created(use_cases.create("user-1", use_cases.parse_create(body)))
     # Then the URL is for exactly the stored record's key, type and length
     (record,) = records.items.values()
     upload: dict[str, Any] = answer["upload"]
@@ -294,7 +296,7 @@ def test_create_hands_out_part_urls_for_the_records_upload() -> None:
     use_cases = service(storage, records, Limits(upload_url_seconds=600))
     body = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": 250 * MiB}
     # When it is created
-    answer = use_cases.create("user-1", body)
+    answer = wire.created(use_cases.create("user-1", use_cases.parse_create(body)))
     (record,) = records.items.values()
     upload = answer["upload"]
     # Then every part URL is for the record's key and upload, numbered 1..partCount
@@ -313,6 +315,6 @@ def test_create_hands_out_part_urls_for_the_records_upload() -> None:
         {"timelapse-id": record.id, "upload-method": "multipart", "file-size": str(250 * MiB)},
     )
     # and fresh part URLs later are for the same upload and lifetime
-    fresh = use_cases.sign_parts("user-1", record.id, {"partNumbers": [25, 3]})
+    fresh = wire.part_urls(use_cases.sign_parts("user-1", record.id, {"partNumbers": [25, 3]}))
     assert [p["partNumber"] for p in fresh["parts"]] == [3, 25]
     assert all(query(p["url"])["X-Amz-Expires"] == "600" for p in fresh["parts"])

@@ -13,7 +13,7 @@ from app import app
 from chalicelib import wiring
 from chalicelib.adapters.auth import HS256Verifier, make_local_token
 from chalicelib.domain.limits import Limits
-from chalicelib.services.timelapses import TimelapseService
+from chalicelib.services.timelapses import Page, TimelapseService
 
 TOKEN = {"Authorization": f"Bearer {make_local_token('alice', 'local-dev-secret')}"}
 JSON = {**TOKEN, "Content-Type": "application/json"}
@@ -90,9 +90,9 @@ class ListingOnly:
     def __init__(self) -> None:
         self.projects: list[str] = []
 
-    def list_project(self, owner: str, project_id: str, query: dict[str, str]) -> dict[str, Any]:
+    def list_project(self, owner: str, project_id: str, query: dict[str, str]) -> Page:
         self.projects.append(project_id)
-        return {"items": [], "nextCursor": None}
+        return Page([], None)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from chalicelib import wire
 from chalicelib.domain.timelapse import (
     ErrorInfo,
     Guard,
@@ -163,8 +164,8 @@ def test_video_key_is_the_original_until_complete() -> None:
     assert complete.video_key == f"timelapses/{ID}.mp4"
 
 
-def test_as_api_of_a_new_record() -> None:
-    body = make().as_api()
+def test_the_wire_form_of_a_new_record() -> None:
+    body = wire.timelapse(make())
     assert body["id"] == ID
     assert body["projectId"] == "p-42"
     assert body["status"] == "pending"
@@ -183,11 +184,11 @@ def test_as_api_of_a_new_record() -> None:
     assert not {"ownerId", "owner_id", "leaseOwner", "leaseExpiresAt"} & set(body)
 
 
-def test_as_api_of_a_failed_record_carries_the_error() -> None:
+def test_the_wire_form_of_a_failed_record_carries_the_error() -> None:
     failed = replace(
         make(Status.FAILED, None), error=ErrorInfo("invalid_media", "Not a video."), attempts=2
     )
-    body = failed.as_api()
+    body = wire.timelapse(failed)
     assert body["status"] == "failed"
     assert body["stage"] is None
     assert body["error"] == {"code": "invalid_media", "message": "Not a video."}
