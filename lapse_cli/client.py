@@ -1,17 +1,14 @@
-"""`lapse submit | status | cancel | token`: the public HTTP API from a terminal, used exactly as a
-front end uses it (create → PUT or multipart parts straight to storage → complete → poll).
+"""The public HTTP API from a terminal, used exactly as a front end uses it (create → PUT or
+multipart parts straight to storage → complete → poll); the subcommands are in commands.py.
 
-Reads LAPSE_API_URL (default http://127.0.0.1:8000) and LAPSE_TOKEN. Standard library only: the
-API answers small JSON (urllib.request), uploads stream from the file (http.client).
+Standard library only: the API answers small JSON (urllib.request), uploads stream from the file
+(http.client).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import http.client
 import json
-import mimetypes
 import os
 import sys
 import threading
@@ -65,14 +62,16 @@ class ApiClient:
     timeout: float = 30.0
 
     @classmethod
-    def from_env(cls) -> ApiClient:
-        base = os.environ.get("LAPSE_API_URL") or DEFAULT_API_URL
-        return cls(base.rstrip("/"), os.environ.get("LAPSE_TOKEN") or None)
+    def from_env(cls, api_url: str | None = None, token: str | None = None) -> ApiClient:
+        """Flags first, then LAPSE_API_URL and LAPSE_TOKEN."""
+        base = api_url or os.environ.get("LAPSE_API_URL") or DEFAULT_API_URL
+        return cls(base.rstrip("/"), token or os.environ.get("LAPSE_TOKEN") or None)
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         if not self.token:
             raise ClientError(
-                "LAPSE_TOKEN is not set (locally: export LAPSE_TOKEN=$(lapse token --user you))"
+                "no token: pass --token or set LAPSE_TOKEN "
+                "(locally: export LAPSE_TOKEN=$(lapse token --user you))"
             )
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - the URL is the user's own API
@@ -191,6 +190,10 @@ def put_file_range(
         connection.close()
 
 
+class Interrupted(Exception):
+    """The upload stopped on the user's request (Ctrl-C); what storage holds stays there."""
+
+
 def upload(client: ApiClient, created: dict[str, Any], path: Path, progress: Progress) -> None:
     plan = created["upload"]
     size = path.stat().st_size
@@ -198,59 +201,108 @@ def upload(client: ApiClient, created: dict[str, Any], path: Path, progress: Pro
         put_file_range(
             plan["url"], path, 0, size, headers=plan.get("headers") or {}, on_bytes=progress.add
         )
-    else:
-        upload_multipart(client, created["timelapse"]["id"], plan, path, progress)
+        return
+    first = {int(p["partNumber"]): str(p["url"]) for p in plan["parts"]}
+    parts = MultipartUpload(
+        client, created["timelapse"]["id"], path, int(plan["partSize"]), int(plan["partCount"])
+    )
+    parts.send_all(progress, urls=first)
 
 
-def upload_multipart(
-    client: ApiClient, timelapse_id: str, plan: dict[str, Any], path: Path, progress: Progress
-) -> None:
-    size = path.stat().st_size
-    part_size, count = int(plan["partSize"]), int(plan["partCount"])
-    urls = {int(p["partNumber"]): str(p["url"]) for p in plan["parts"]}
-    lock = threading.Lock()
+@dataclass
+class MultipartUpload:
+    """The parts of one multipart upload: sent four at a time, each retried, and completed with
+    their ETags. `stored` holds the parts storage already has (a resumed upload skips them)."""
 
-    def url_for(number: int, *, fresh: bool = False) -> str:
-        with lock:
-            if fresh or number not in urls:
-                # The first answer carries at most 100 part URLs; ask for the next ones in batches.
-                wanted = [number] if fresh else list(range(number, min(number + 100, count + 1)))
-                signed = client.request(
-                    "POST", f"/timelapses/{timelapse_id}/upload/parts", {"partNumbers": wanted}
+    client: ApiClient
+    timelapse_id: str
+    path: Path
+    part_size: int
+    part_count: int
+    stored: dict[int, str] = field(default_factory=dict)
+    _urls: dict[int, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def resume(cls, client: ApiClient, timelapse_id: str, path: Path) -> MultipartUpload:
+        """The upload of `timelapse_id` as storage holds it (GET /timelapses/{id}/upload)."""
+        held = client.request("GET", f"/timelapses/{timelapse_id}/upload")
+        declared = client.get(timelapse_id).get("sizeBytes")
+        if declared != path.stat().st_size:
+            raise ClientError(
+                f"{path} has {path.stat().st_size} bytes but timelapse {timelapse_id} was made "
+                f"for {declared}: resume with the same file"
+            )
+        stored = {int(p["partNumber"]): str(p["etag"]) for p in held["parts"]}
+        return cls(
+            client, timelapse_id, path, int(held["partSize"]), int(held["partCount"]), stored
+        )
+
+    def stored_bytes(self) -> int:
+        return sum(self._length(n) for n in self.stored)
+
+    def _length(self, number: int) -> int:
+        return min(self.part_size, self.path.stat().st_size - (number - 1) * self.part_size)
+
+    def _url_for(self, number: int, *, fresh: bool = False) -> str:
+        with self._lock:
+            if fresh or number not in self._urls:
+                # The API signs at most 100 part URLs at a time; ask for the next ones in batches.
+                wanted = [number] if fresh else [
+                    n for n in range(number, self.part_count + 1) if n not in self.stored
+                ][:100]  # fmt: skip
+                signed = self.client.request(
+                    "POST", f"/timelapses/{self.timelapse_id}/upload/parts", {"partNumbers": wanted}
                 )
-                urls.update({int(p["partNumber"]): str(p["url"]) for p in signed["parts"]})
-            return urls[number]
+                self._urls.update({int(p["partNumber"]): str(p["url"]) for p in signed["parts"]})
+            return self._urls[number]
 
-    def send(number: int) -> tuple[int, str]:
-        offset = (number - 1) * part_size
-        length = min(part_size, size - offset)
+    def _send(self, number: int, progress: Progress) -> None:
+        offset, length = (number - 1) * self.part_size, self._length(number)
         for attempt in range(1, PART_TRIES + 1):
             sent = 0
 
             def count_bytes(n: int) -> None:
                 nonlocal sent
+                if self._stop.is_set():
+                    raise Interrupted
                 sent += n
                 progress.add(n)
 
             try:
-                url = url_for(number, fresh=attempt > 1)
-                return number, put_file_range(
-                    url, path, offset, length, headers={}, on_bytes=count_bytes
+                url = self._url_for(number, fresh=attempt > 1)
+                etag = put_file_range(
+                    url, self.path, offset, length, headers={}, on_bytes=count_bytes
                 )
             except (ClientError, OSError, http.client.HTTPException):
                 progress.add(-sent)
                 if attempt == PART_TRIES:
                     raise
                 time.sleep(attempt)
-        raise AssertionError("unreachable")
+            else:
+                with self._lock:
+                    self.stored[number] = etag
+                return
 
-    with ThreadPoolExecutor(max_workers=PARALLEL_PARTS) as pool:
-        etags = sorted(pool.map(send, range(1, count + 1)))
-    client.request(
-        "POST",
-        f"/timelapses/{timelapse_id}/upload/complete",
-        {"parts": [{"partNumber": n, "etag": etag} for n, etag in etags]},
-    )
+    def send_all(self, progress: Progress, urls: dict[int, str] | None = None) -> None:
+        """Sends the parts storage lacks, then completes. On Ctrl-C the parts in flight stop and
+        nothing is cancelled: `lapse submit --resume` goes on from what storage holds."""
+        self._urls.update(urls or {})
+        missing = [n for n in range(1, self.part_count + 1) if n not in self.stored]
+        pool = ThreadPoolExecutor(max_workers=PARALLEL_PARTS)
+        try:
+            for future in [pool.submit(self._send, n, progress) for n in missing]:
+                future.result()
+        except BaseException:
+            self._stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+        parts = [{"partNumber": n, "etag": etag} for n, etag in sorted(self.stored.items())]
+        self.client.request(
+            "POST", f"/timelapses/{self.timelapse_id}/upload/complete", {"parts": parts}
+        )
 
 
 def wait_for_end(
@@ -261,7 +313,7 @@ def wait_for_end(
     last = ""
     while True:
         record = client.get(timelapse_id)
-        line = _describe(record)
+        line = describe(record)
         if line != last:
             print(line, file=sys.stderr, flush=True)
             last = line
@@ -272,7 +324,7 @@ def wait_for_end(
         time.sleep(interval)
 
 
-def _describe(record: dict[str, Any]) -> str:
+def describe(record: dict[str, Any]) -> str:
     stage = f"/{record['stage']}" if record.get("stage") else ""
     text = f"{record['id']} {record['status']}{stage}"
     if record["status"] == "processing":
@@ -280,125 +332,3 @@ def _describe(record: dict[str, Any]) -> str:
     if record.get("error"):
         text += f": {record['error']['message']}"
     return text
-
-
-# --- subcommands ----------------------------------------------------------------------------------
-
-
-def content_type_of(path: Path) -> str:
-    known = CONTENT_TYPES.get(path.suffix.lower())
-    guessed = known or mimetypes.guess_type(path.name)[0]
-    if not guessed or not guessed.startswith("video/"):
-        raise ClientError(f"cannot tell the video type of {path.name}; pass --content-type")
-    return guessed
-
-
-def run_submit(args: argparse.Namespace) -> int:
-    path: Path = args.file
-    if not path.is_file():
-        raise ClientError(f"{path} is not a file")
-    client = ApiClient.from_env()
-    body: dict[str, Any] = {
-        "projectId": args.project,
-        "contentType": args.content_type or content_type_of(path),
-        "sizeBytes": path.stat().st_size,
-        "filename": path.name,
-    }
-    if args.target_seconds is not None:
-        body["targetSeconds"] = args.target_seconds
-    if args.callback_url:
-        body["callbackUrl"] = args.callback_url
-    created = client.request("POST", "/timelapses", body)
-    timelapse_id = created["timelapse"]["id"]
-    print(timelapse_id, flush=True)
-    try:
-        upload(client, created, path, Progress(body["sizeBytes"]))
-    except (ClientError, OSError, http.client.HTTPException, KeyboardInterrupt):
-        # Leave nothing half-uploaded behind: cancelling aborts a multipart upload.
-        with contextlib.suppress(ClientError):
-            client.cancel(timelapse_id)
-        raise
-    if not args.wait:
-        return 0
-    record = wait_for_end(client, timelapse_id, timeout=args.timeout)
-    if record["status"] != "complete":
-        return 1
-    print(record["urls"]["video"], flush=True)
-    return 0
-
-
-def run_status(args: argparse.Namespace) -> int:
-    record = ApiClient.from_env().get(args.id)
-    if args.json:
-        print(json.dumps(record, indent=2))
-        return 0
-    print(_describe(record))
-    if record["status"] == "complete":
-        print(record["urls"]["video"])
-    return 0
-
-
-def run_cancel(args: argparse.Namespace) -> int:
-    print(_describe(ApiClient.from_env().cancel(args.id)))
-    return 0
-
-
-def run_token(args: argparse.Namespace) -> int:
-    from chalicelib.adapters.auth import make_local_token  # noqa: PLC0415 - needs PyJWT only here
-
-    stage = os.environ.get("LAPSE_STAGE", "local")
-    if stage != "local":
-        raise ClientError(
-            f"lapse token makes local HS256 tokens only (LAPSE_STAGE={stage}); "
-            "deployed stages take tokens from their OIDC issuer"
-        )
-    secret = os.environ.get("LAPSE_JWT_SECRET") or "local-dev-secret"
-    print(make_local_token(args.user, secret, ttl_seconds=args.ttl))
-    return 0
-
-
-def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except ClientError as exc:
-            # On a terminal, end a progress bar's line first.
-            lead = "\n" if sys.stderr.isatty() else ""
-            print(f"{lead}lapse: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
-def add_client_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    env = "Uses LAPSE_API_URL (default %s) and LAPSE_TOKEN." % DEFAULT_API_URL  # noqa: UP031
-    submit = subparsers.add_parser(
-        "submit",
-        help="upload a video through the API and have it made into a timelapse",
-        epilog=env,
-    )
-    submit.add_argument("file", type=Path, help="the video to upload")
-    submit.add_argument("--project", default="cli", help="projectId (default %(default)s)")
-    submit.add_argument("--target-seconds", type=float, help="length of the timelapse")
-    submit.add_argument("--content-type", help="video MIME type (default: from the extension)")
-    submit.add_argument("--callback-url", help="webhook URL told of the end")
-    submit.add_argument("--wait", action="store_true", help="wait for the end; print the URL")
-    submit.add_argument("--timeout", type=float, help="with --wait: give up after this many s")
-    submit.set_defaults(handler=_guarded(run_submit))
-
-    status = subparsers.add_parser("status", help="show a timelapse's status", epilog=env)
-    status.add_argument("id")
-    status.add_argument("--json", action="store_true", help="print the whole resource")
-    status.set_defaults(handler=_guarded(run_status))
-
-    cancel = subparsers.add_parser("cancel", help="cancel a pending or processing timelapse")
-    cancel.add_argument("id")
-    cancel.set_defaults(handler=_guarded(run_cancel))
-
-    token = subparsers.add_parser(
-        "token",
-        help="print a local HS256 token (LAPSE_JWT_SECRET, default local-dev-secret)",
-    )
-    token.add_argument("--user", required=True, help="the token's sub (user id)")
-    token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in s (default 1 day)")
-    token.set_defaults(handler=_guarded(run_token))

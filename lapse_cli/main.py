@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import check_source_limits, plan_timelapse
 from chalicelib.errors import LapseError
 from chalicelib.media.ffmpeg import locate_ffmpeg
-from chalicelib.media.render import make_poster, render_timelapse
+from chalicelib.media.render import RenderResult, make_poster, render_timelapse
 from chalicelib.media.source import describe_source
-from lapse_cli.client import add_client_commands
+from lapse_cli.commands import EXIT_ERROR, EXIT_INTERRUPTED, add_client_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,6 +40,7 @@ def add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--poster", type=Path, help="also write a JPEG poster here")
     parser.add_argument("--ffmpeg", default=os.environ.get("LAPSE_FFMPEG"), help="ffmpeg binary")
     parser.add_argument("--quiet", action="store_true", help="print only the result")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run_render)
 
 
@@ -79,12 +83,26 @@ def run_render(args: argparse.Namespace) -> int:
         )
     if args.poster:
         make_poster(args.output, args.poster, ffmpeg=ffmpeg, at_seconds=result.duration_seconds / 2)
+    if args.json:
+        print(json.dumps({"output": str(args.output), **result_summary(result)}, indent=2))
+        return 0
     print(
         f"{args.output}: {result.width}x{result.height} {result.fps:g} fps, "
         f"{result.duration_seconds:.2f} s, {result.frame_count} frames, "
         f"{result.size_bytes / 1e6:.1f} MB in {time.monotonic() - started:.1f} s"
     )
     return 0
+
+
+def result_summary(result: RenderResult) -> dict[str, Any]:
+    return {
+        "width": result.width,
+        "height": result.height,
+        "fps": result.fps,
+        "durationSeconds": result.duration_seconds,
+        "frameCount": result.frame_count,
+        "sizeBytes": result.size_bytes,
+    }
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
@@ -107,10 +125,18 @@ def _progress_printer(quiet: bool) -> Callable[[int], None]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lapse", description="Turn long videos into timelapses.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_render(subparsers)
     add_client_commands(subparsers)
     return parser
+
+
+def version() -> str:
+    try:
+        return metadata.version("lapse")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except LapseError as exc:
         print(f"lapse: {exc.message}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
