@@ -249,3 +249,17 @@ def test_token_refuses_deployed_stages() -> None:
     )
     assert done.returncode == 1
     assert "local HS256 tokens only" in done.stderr
+
+
+def test_render_prints_json(clip_5s: Path, tmp_path: Path) -> None:
+    out = tmp_path / "short.mp4"
+    done = subprocess.run(
+        [sys.executable, "-m", "lapse_cli", "render", str(clip_5s), "-o", str(out),
+         "--target-seconds", "1", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["output"] == str(out)
+    assert result["sizeBytes"] == out.stat().st_size
+    assert 0.5 < result["durationSeconds"] <= 1.1
