@@ -59,15 +59,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     s3_streaming.install()
     s3_multipart.install()
-    if args.data:
+    saver = persist.Saver(args.data) if args.data else None
+    if saver:
         started = time.monotonic()
         count = persist.restore_objects(args.data, args.region)
         print(f"restored {count} objects in {time.monotonic() - started:.2f} s", flush=True)
+        saver.start()
 
     def stop(*_: object) -> None:
-        if args.data:
+        if saver:
             started = time.monotonic()
-            copied = persist.save_objects(args.data)
+            copied = saver.stop()
             print(
                 f"saved objects ({copied / 1e6:.0f} MB new) in {time.monotonic() - started:.1f} s",
                 flush=True,

@@ -1,19 +1,20 @@
 """What the local stack keeps across a restart (`make run` sets LAPSE_DATA_DIR=.run/data).
 
-moto keeps everything in memory. Objects: when the storage stops (Ctrl-C), each object not yet
-saved is copied to `<dir>/objects/<n>` beside a JSON line of its name, ETag, type and date
-(`objects.jsonl`); objects deleted since are dropped. When it starts, each saved object becomes a
-key again whose bytes are read from its file in place (no copy), so a restart with GBs stored
-costs what listing them costs. Records: the table's items, scanned to `<dir>/table.jsonl` once
-the API and the worker have stopped and written back after provisioning (local/stack.py).
-Queue messages are not kept: the watchdog requeues what a record says is unfinished.
+moto keeps everything in memory. Objects: every few seconds and when the storage stops (Ctrl-C),
+each object not yet saved is copied to `<dir>/objects/<n>` beside a JSON line of its name, ETag,
+type and date (`objects.jsonl`); objects deleted since are dropped. When the storage starts, each
+saved object becomes a key again whose bytes are read from its file in place (no copy), so a
+restart with GBs stored costs what listing them costs. Records: the table's items, scanned to
+`<dir>/table.jsonl` once the API and the worker have stopped, and written back after
+provisioning (local/stack.py). Queue messages are not kept: the watchdog requeues what a record
+says is unfinished.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -59,7 +60,10 @@ def save_objects(directory: Path) -> int:
     for bucket, key in _keys(_s3_backend()):
         entry = saved.get((bucket, key.name))
         if entry is None or entry["etag"] != key.etag:
-            entry = _save_object(files, bucket, key)
+            try:
+                entry = _save_object(files, bucket, key)
+            except ValueError:  # deleted or replaced while being copied: its buffer is closed
+                continue
             copied += key.size
         entries.append(entry)
         kept.add(entry["file"])
@@ -68,16 +72,52 @@ def save_objects(directory: Path) -> int:
     temporary.replace(directory / INDEX)
     for stale in files.iterdir():
         if stale.name not in kept:
-            stale.unlink()
+            stale.unlink(missing_ok=True)
     return copied
+
+
+class Saver:
+    """Saves new objects every `interval` seconds in a thread, and once more at the end, so that
+    Ctrl-C copies only the last few seconds' objects (and a killed storage loses only those)."""
+
+    def __init__(self, directory: Path, interval: float = 5.0) -> None:
+        self.directory = directory
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def save(self) -> int:
+        with self._lock:
+            return save_objects(self.directory)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.save()
+            except OSError as exc:
+                print(f"objects not saved: {exc}", flush=True)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="saver", daemon=True).start()
+
+    def stop(self) -> int:
+        self._stopped.set()
+        return self.save()
 
 
 def _save_object(files: Path, bucket: str, key: Any) -> dict[str, Any]:
     name = f"{os.urandom(12).hex()}"
     partial = files / f"{name}.partial"
-    with key.lock, partial.open("wb") as out:
-        key._value_buffer.seek(0)
-        shutil.copyfileobj(key._value_buffer, out, COPY_BYTES)
+    with partial.open("wb") as out:
+        position = 0
+        while True:
+            with key.lock:  # a chunk at a time: readers of the object wait for one chunk only
+                key._value_buffer.seek(position)
+                chunk = key._value_buffer.read(COPY_BYTES)
+            if not chunk:
+                break
+            out.write(chunk)
+            position += len(chunk)
     partial.replace(files / name)
     return {
         "bucket": bucket,
