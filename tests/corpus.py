@@ -28,7 +28,7 @@ _PATTERN = (
     "{pattern}=size={w}x{h}:rate={fps}:duration={seconds},"
     "drawbox=x=0:y=ih*3/4:w=iw/3:h=ih/4:color=white:t=fill"
 )
-_TONE = f"sine=frequency=440:duration={SECONDS}"
+_TONE = "sine=frequency=440:duration={seconds}"
 # SDR BT.709 → HDR: to linear light, BT.2020 primaries, then the transfer, with SDR white at
 # HDR reference white (203 nits, ITU-R BT.2408): what a phone's HDR picture of the scene holds.
 _SDR_IN = (
@@ -73,7 +73,7 @@ def run(*args: str) -> None:
     subprocess.run(
         [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
         check=True,
-        timeout=120,
+        timeout=600,
     )
 
 
@@ -83,8 +83,8 @@ def _pattern(kind: Kind, *, fps: int = FPS) -> list[str]:
     return ["-f", "lavfi", "-i", source]
 
 
-def _tone() -> list[str]:
-    return ["-f", "lavfi", "-i", _TONE]
+def _tone(kind: Kind) -> list[str]:
+    return ["-f", "lavfi", "-i", _TONE.format(seconds=kind.seconds)]
 
 
 # Display matrices (ffmpeg's -display_rotation counter-clockwise, -display_hflip), and the filter
@@ -115,7 +115,7 @@ def make_h264(kind: Kind, path: Path, *, extra: tuple[str, ...] = (), gop: int =
     """H.264 + AAC; `extra` output options (pixel format, muxer flags)."""
     encoded = path.with_name("stored-" + path.name)
     run(
-        *_pattern(kind), *_tone(), "-vf", _store_filter(kind),
+        *_pattern(kind), *_tone(kind), "-vf", _store_filter(kind),
         "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-keyint_min", str(gop),
         "-sc_threshold", "0", *(extra or ("-pix_fmt", "yuv420p")), "-c:a", "aac", "-shortest",
         str(encoded),
@@ -134,7 +134,7 @@ def make_hdr(kind: Kind, path: Path) -> None:
             "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
         )
     run(
-        *_pattern(kind), *_tone(),
+        *_pattern(kind), *_tone(kind),
         "-vf", _TO_HDR.format(trc=trc) + "," + _store_filter(kind),
         "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", x265, "-g", str(FPS),
         "-color_primaries", "bt2020", "-color_trc", trc, "-colorspace", "bt2020nc",
@@ -147,7 +147,7 @@ def make_transport_stream(kind: Kind, path: Path) -> None:
     """An AVCHD-like camcorder file: H.264 + AAC in MPEG-TS (192-byte packets for .m2ts)."""
     m2ts = ["-mpegts_m2ts_mode", "1"] if path.suffix == ".m2ts" else []
     run(
-        *_pattern(kind), *_tone(), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(FPS),
+        *_pattern(kind), *_tone(kind), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(FPS),
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-f", "mpegts", *m2ts, str(path),
     )  # fmt: skip
 
@@ -159,7 +159,7 @@ def make_browser_webm(kind: Kind, path: Path) -> None:
         subprocess.run(
             [
                 FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", *_pattern(kind),
-                *_tone(), "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
+                *_tone(kind), "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
                 "-b:v", "400k", "-c:a", "libopus", "-shortest", "-live", "1", "-f", "webm",
                 "pipe:1",
             ],
@@ -170,7 +170,7 @@ def make_browser_webm(kind: Kind, path: Path) -> None:
 def make_vfr(kind: Kind, path: Path) -> None:
     """Variable frame rate with audio, as phones write: 30 and 15 frames a second in turn."""
     run(
-        *_pattern(kind), *_tone(),
+        *_pattern(kind), *_tone(kind),
         "-vf", "select='not(mod(n\\,2))+lt(mod(t\\,2)\\,1)'",
         "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-shortest", str(path),
@@ -184,7 +184,7 @@ def make_long_gop_mkv(kind: Kind, path: Path) -> None:
 
 def make_prores(kind: Kind, path: Path) -> None:
     run(
-        *_pattern(kind), *_tone(), "-c:v", "prores_ks", "-profile:v", "1",
+        *_pattern(kind), *_tone(kind), "-c:v", "prores_ks", "-profile:v", "1",
         "-pix_fmt", "yuv422p10le", "-c:a", "pcm_s16le", "-shortest", str(path),
     )  # fmt: skip
 
@@ -192,7 +192,7 @@ def make_prores(kind: Kind, path: Path) -> None:
 def make_mjpeg_avi(kind: Kind, path: Path) -> None:
     """Full-range (JPEG) pictures in AVI with PCM sound: old cameras and webcams."""
     run(
-        *_pattern(kind), *_tone(), "-c:v", "mjpeg", "-q:v", "4", "-pix_fmt", "yuvj420p",
+        *_pattern(kind), *_tone(kind), "-c:v", "mjpeg", "-q:v", "4", "-pix_fmt", "yuvj420p",
         "-c:a", "pcm_s16le", "-shortest", str(path),
     )  # fmt: skip
 

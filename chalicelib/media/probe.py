@@ -1,12 +1,16 @@
 """Probing a source with ffmpeg alone (imageio-ffmpeg ships no ffprobe).
 
 One ffmpeg run opens the input through the hardened options, prints the container and stream
-description on stderr (format, duration, size, frame rate, codec, display matrix), and copies the
-first real video stream's *keyframe* packets to ``framecrc`` on stdout: their timestamps give the
-keyframe spacing. The mov demuxer honours ``-discard nokey`` and skips the other samples' bytes
-altogether; other demuxers pass every packet, whose flags still tell keyframes apart. The scan
-stops after a few dozen keyframes or a couple of minutes of video, so probing stays cheap on long
-files and over HTTP.
+description on stderr (format, duration, size, frame rate, codec, colour, display matrix), and
+copies the first real video stream's *keyframe* packets to ``framecrc`` on stdout: their
+timestamps give the keyframe spacing. The mov demuxer honours ``-discard nokey`` and skips the
+other samples' bytes altogether; other demuxers pass every packet, whose flags still tell
+keyframes apart. The scan stops after a few dozen keyframes or a couple of minutes of video, so
+probing stays cheap on long files and over HTTP.
+
+Two more runs only when needed: a source that states no length is measured from all its packets
+(`_measure_length`), and a stream with a display matrix has one frame decoded to learn whether the
+matrix mirrors (`_orientation`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from chalicelib.media.render import (
     make_poster,
     render_timelapse,
 )
-from tests.corpus import KINDS, Kind, h264, reference_frame
+from tests.corpus import KINDS, Kind, h264, reference_frame, run
 from tests.support import FFMPEG, describe, mean_level, psnr, rgb_pixels
 
 LIMITS = Limits()
@@ -160,6 +160,15 @@ def test_hdr_is_tone_mapped_close_to_the_sdr_picture(
     assert mean_level(first) == pytest.approx(mean_level(sdr), rel=0.06)
     # While the HDR pixels shown as they are (a player ignoring the tags) are far off
     assert psnr(rgb_pixels(path, size=size), sdr) <= 12
+    # And the pipeline adds nothing to the tone map: the first frame tone-mapped directly by ffmpeg
+    direct = tmp_path / "direct.png"
+    run(
+        "-i", str(path), "-frames:v", "1", "-vf",
+        "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=mobius:desat=0,"
+        "zscale=t=bt709:m=bt709:r=full,format=rgb24",
+        str(direct),
+    )  # fmt: skip
+    assert psnr(first, rgb_pixels(direct, size=size)) >= 30
 
 
 @pytest.mark.parametrize("name", ["mp4", "mjpeg-avi", "prores", "browser-webm"])
