@@ -234,7 +234,7 @@ KINDS: dict[str, Kind] = {
         Kind("mjpeg-avi", "camera.avi", "video/x-msvideo", "MJPEG AVI, full range", (320, 240),
              make_mjpeg_avi),
         Kind("odd-size", "odd.mkv", "application/octet-stream",
-             "Odd size 331x187 (4:4:4 MKV), labelled application/octet-stream", (331, 187),
+             "Odd width and height (4:4:4 MKV), labelled application/octet-stream", (331, 187),
              h264("-pix_fmt", "yuv444p"), pattern="testsrc"),
         Kind("yuv444", "444.mp4", "video/mp4", "H.264 4:4:4", (320, 180), h264("-pix_fmt",
              "yuv444p")),
