@@ -10,6 +10,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.adapters.auth import HS256Verifier, OIDCVerifier, TokenVerifier
+from chalicelib.adapters.media import FfmpegRenderer
 from chalicelib.adapters.queue import SQSWorkQueue
 from chalicelib.adapters.records import DynamoDBTimelapseRepository, bind_table
 from chalicelib.adapters.storage import S3Storage
@@ -141,7 +142,7 @@ def processing_service() -> ProcessingService:
         storage=storage(),
         limits=settings.limits,
         notifier=notifier(),
-        ffmpeg=locate_ffmpeg(settings.ffmpeg_path),
+        media=FfmpegRenderer(locate_ffmpeg(settings.ffmpeg_path)),
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         max_attempts=settings.max_attempts,

@@ -28,10 +28,14 @@ from chalicelib.domain.timelapse import (
     utcnow,
 )
 from chalicelib.errors import ConflictError, NotFoundError, RenderCancelled
-from chalicelib.media.ranges import ReadStats
-from chalicelib.media.render import RenderResult
-from chalicelib.media.source import DescribedSource
-from chalicelib.services.ports import ObjectInfo, PresignedUrl, StoredPart
+from chalicelib.services.ports import (
+    Described,
+    ObjectInfo,
+    PresignedUrl,
+    ReadCount,
+    Rendered,
+    StoredPart,
+)
 
 Clock = Callable[[], datetime]
 
@@ -430,9 +434,9 @@ class RecordingNotifier:
 
 
 class FakeMedia:
-    """Stands in for ffmpeg (chalicelib.media: probe, render, poster) in the worker's unit tests.
+    """The Renderer port (ffmpeg's side of the worker) in memory, for the worker's unit tests.
 
-    `source` is what the probe finds (or `refuse` is raised); the render reports progress, then
+    `source` is what describing finds (or `refuse` is raised); the render reports progress, then
     waits until `release` is set — a test can cancel meanwhile — and writes a small output.
     """
 
@@ -444,34 +448,39 @@ class FakeMedia:
         self.rendering = threading.Event()
         self.renders = 0
 
-    def probe(self, url: str, **_options: Any) -> SourceInfo:
+    def describe(self, url: str) -> Described:
+        """What the probe finds, as a file without a usable index (ffmpeg reads it)."""
         if self.refuse is not None:
             raise self.refuse
-        return self.source
+        return Described(self.source, indexed=False, reads=ReadCount())
 
-    def describe_source(self, url: str, **options: Any) -> DescribedSource:
-        """What the probe finds, as a file without an MP4 index (ffmpeg reads it)."""
-        return DescribedSource(self.probe(url, **options), None, ReadStats())
-
-    def render_timelapse(
-        self, source: str, output_path: Path, plan: RenderPlan, **options: Any
-    ) -> RenderResult:
+    def render(
+        self,
+        url: str,
+        output: Path,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        on_progress: Callable[[int], None],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> Rendered:
         self.renders += 1
-        options["on_progress"](50)
+        on_progress(50)
         self.rendering.set()
-        should_stop: Callable[[], bool] = options["should_stop"]
         while not self.release.wait(0.01):
             if should_stop():
                 raise RenderCancelled("stopped by the caller")
-        output_path.write_bytes(b"rendered timelapse")
-        return RenderResult(
+        output.write_bytes(b"rendered timelapse")
+        return Rendered(
             width=plan.output_width,
             height=plan.output_height,
             fps=plan.output_fps,
             duration_seconds=plan.expected_duration_seconds,
             frame_count=plan.frame_count,
-            size_bytes=output_path.stat().st_size,
+            size_bytes=output.stat().st_size,
         )
 
-    def make_poster(self, video_path: Path, poster_path: Path, **_options: Any) -> None:
-        poster_path.write_bytes(b"poster")
+    def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:
+        poster.write_bytes(b"poster")

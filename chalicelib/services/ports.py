@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from chalicelib.domain.plan import RenderPlan, SourceInfo
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 
 
@@ -142,3 +143,57 @@ class Notifier(Protocol):
 class NoNotifier:
     def timelapse_ended(self, timelapse: Timelapse) -> None:
         return None
+
+
+# --- ffmpeg's side of the worker (adapters/media.py) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadCount:
+    """Bytes and requests read from the original by ranges (not counted where ffmpeg reads)."""
+
+    bytes_read: int = 0
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class Described:
+    """What describing an original found. `handle` is the adapter's own (the container's index,
+    when it has a usable one), handed back to `Renderer.render` as it came."""
+
+    info: SourceInfo
+    indexed: bool
+    reads: ReadCount
+    handle: object = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The output as measured from the file, not as planned."""
+
+    width: int
+    height: int
+    fps: float
+    duration_seconds: float
+    frame_count: int
+    size_bytes: int
+    reads: ReadCount | None = None  # what a ranged render read of the original
+
+
+class Renderer(Protocol):
+    """Describe an original, render a plan of it, take a poster of the result."""
+
+    def describe(self, url: str) -> Described: ...
+    def render(
+        self,
+        url: str,
+        output: Path,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        on_progress: Callable[[int], None],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> Rendered: ...
+    def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None: ...

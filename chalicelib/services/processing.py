@@ -33,9 +33,15 @@ from chalicelib.errors import (
     UploadRefused,
 )
 from chalicelib.logs import logger, metrics
-from chalicelib.media.render import RenderResult, make_poster, render_timelapse
-from chalicelib.media.source import DescribedSource, describe_source
-from chalicelib.services.ports import Notifier, ObjectInfo, Storage, TimelapseRepository
+from chalicelib.services.ports import (
+    Described,
+    Notifier,
+    ObjectInfo,
+    Rendered,
+    Renderer,
+    Storage,
+    TimelapseRepository,
+)
 from chalicelib.services.uploads import acceptance_refusal, original_refusal
 
 PROGRESS_WRITE_SECONDS = 2.0
@@ -151,7 +157,7 @@ class ProcessingService:
     storage: Storage
     limits: Limits
     notifier: Notifier
-    ffmpeg: str
+    media: Renderer
     lease_seconds: float = 60.0
     heartbeat_seconds: float = 1.0
     max_attempts: int = 3
@@ -311,26 +317,25 @@ class ProcessingService:
     ) -> dict[str, Any]:
         original = self._stored_original(timelapse)
         url = self.storage.presign_get(timelapse.original_video_key, self.download_url_seconds).url
-        described = describe_source(url, ffmpeg=self.ffmpeg)
+        described = self.media.describe(url)
         source = described.info
         source_api = {**source.as_api(), "sizeBytes": original.size}
         check_source_limits(source, self.limits)
         plan = plan_timelapse(
-            source, timelapse.target_seconds, self.limits, indexed=described.index is not None
+            source, timelapse.target_seconds, self.limits, indexed=described.indexed
         )
         heartbeat.advance(Stage.RENDERING, source=source_api)
         video = work_dir / "timelapse.mp4"
         started = time.monotonic()
-        result = render_timelapse(
+        result = self.media.render(
             url,
             video,
             plan,
-            ffmpeg=self.ffmpeg,
+            described,
             work_dir=work_dir,
             on_progress=heartbeat.report_progress,
             should_stop=lambda: heartbeat.lost,
             deadline=deadline,
-            index=described.index,
         )
         render_seconds = time.monotonic() - started
         read = _source_read(described, result)
@@ -346,7 +351,7 @@ class ProcessingService:
         metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=original.size)
         heartbeat.advance(Stage.UPLOADING)
         poster = work_dir / "poster.jpg"
-        make_poster(video, poster, ffmpeg=self.ffmpeg, at_seconds=result.duration_seconds / 2)
+        self.media.poster(video, poster, at_seconds=result.duration_seconds / 2)
         self._upload(timelapse, video, timelapse_key(timelapse.id), "video/mp4", heartbeat.check)
         self._upload(timelapse, poster, poster_key(timelapse.id), "image/jpeg", heartbeat.check)
         return {
@@ -381,14 +386,14 @@ class ProcessingService:
         )
 
 
-def _source_read(described: DescribedSource, result: RenderResult) -> dict[str, int]:
+def _source_read(described: Described, result: Rendered) -> dict[str, int]:
     """What the job read of the original by ranges (index + keyframes); empty where ffmpeg read
     the file itself and nobody counted."""
-    if result.source_bytes_read is None or result.source_requests is None:
+    if result.reads is None:
         return {}
     return {
-        "bytes_read": described.index_reads.bytes_read + result.source_bytes_read,
-        "requests": described.index_reads.requests + result.source_requests,
+        "bytes_read": described.reads.bytes_read + result.reads.bytes_read,
+        "requests": described.reads.requests + result.reads.requests,
     }
 
 

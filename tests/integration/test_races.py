@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from chalicelib import wiring
+from chalicelib.adapters.media import FfmpegRenderer
 from chalicelib.adapters.records import DynamoDBTimelapseRepository, bind_table
 from chalicelib.adapters.storage import S3Storage
 from chalicelib.domain.keys import poster_key, timelapse_key
@@ -188,7 +189,7 @@ def service(
         storage=storage,
         limits=settings.limits,
         notifier=NoNotifier(),
-        ffmpeg=FFMPEG,
+        media=FfmpegRenderer(FFMPEG),
         lease_seconds=lease,
         heartbeat_seconds=beat,
     )

@@ -18,7 +18,6 @@ from chalicelib.adapters.auth import HS256Verifier, make_local_token
 from chalicelib.adapters.queue import process_message
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import Stage, Status, Timelapse
-from chalicelib.services import processing
 from chalicelib.services.processing import ProcessingService
 from chalicelib.services.timelapses import TimelapseService
 from chalicelib.services.watchdog import WatchdogService
@@ -56,10 +55,8 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> Wired:
     limits = Limits()
     timelapses = TimelapseService(world.records, world.storage, world.queue, limits, world.notifier)
     media = FakeMedia(SOURCE)
-    for name in ("describe_source", "render_timelapse", "make_poster"):
-        monkeypatch.setattr(processing, name, getattr(media, name))
     worker = ProcessingService(
-        world.records, world.storage, limits, world.notifier, "ffmpeg", heartbeat_seconds=0.02
+        world.records, world.storage, limits, world.notifier, media, heartbeat_seconds=0.02
     )
     watchdog = WatchdogService(world.records, world.queue, world.notifier, max_attempts=3)
     # chalice.test.Client exports the dev stage's settings (OIDC); these tests sign HS256 tokens.

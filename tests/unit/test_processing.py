@@ -35,17 +35,15 @@ class World:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world() -> Iterator[World]:
     media = FakeMedia(SOURCE)
-    for name in ("describe_source", "render_timelapse", "make_poster"):
-        monkeypatch.setattr(processing, name, getattr(media, name))
     records, storage, notifier = FakeRecords(), FakeStorage(), RecordingNotifier()
     service = ProcessingService(
         records=records,
         storage=storage,
         limits=Limits(),
         notifier=notifier,
-        ffmpeg="ffmpeg",
+        media=media,
         lease_seconds=30.0,
         heartbeat_seconds=0.02,
     )

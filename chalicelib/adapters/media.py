@@ -1,0 +1,63 @@
+"""ffmpeg as the worker's Renderer (services/ports.py): the media package's describe, render and
+poster behind the port, so the use case and its unit tests never touch a subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from chalicelib.domain.plan import RenderPlan
+from chalicelib.media.mp4index import VideoIndex
+from chalicelib.media.render import make_poster, render_timelapse
+from chalicelib.media.source import describe_source
+from chalicelib.services.ports import Described, ReadCount, Rendered
+
+
+class FfmpegRenderer:
+    def __init__(self, ffmpeg: str) -> None:
+        self.ffmpeg = ffmpeg
+
+    def describe(self, url: str) -> Described:
+        found = describe_source(url, ffmpeg=self.ffmpeg)
+        reads = ReadCount(found.index_reads.bytes_read, found.index_reads.requests)
+        return Described(found.info, found.index is not None, reads, found.index)
+
+    def render(
+        self,
+        url: str,
+        output: Path,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        on_progress: Callable[[int], None],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> Rendered:
+        index = described.handle if isinstance(described.handle, VideoIndex) else None
+        result = render_timelapse(
+            url,
+            output,
+            plan,
+            ffmpeg=self.ffmpeg,
+            work_dir=work_dir,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            deadline=deadline,
+            index=index,
+        )
+        reads = None
+        if result.source_bytes_read is not None and result.source_requests is not None:
+            reads = ReadCount(result.source_bytes_read, result.source_requests)
+        return Rendered(
+            width=result.width,
+            height=result.height,
+            fps=result.fps,
+            duration_seconds=result.duration_seconds,
+            frame_count=result.frame_count,
+            size_bytes=result.size_bytes,
+            reads=reads,
+        )
+
+    def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:
+        make_poster(video, poster, ffmpeg=self.ffmpeg, at_seconds=at_seconds)
