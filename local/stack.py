@@ -44,6 +44,53 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def children_file(stack: LocalStack) -> Path:
+    """The process groups of a running stack's children, one a line."""
+    return RUN_DIR / f"stack-{stack.api_port}.children"
+
+
+def _members(group: int) -> list[int]:
+    """Live processes of process group `group` that the local stack started (python -m local.…)
+    or that they started (ffmpeg)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                members.append(int(entry.name))
+    ours = False
+    for pid in members:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            ours = ours or b"local." in command or b"ffmpeg" in command
+    return members if ours else []
+
+
+def reap_leftovers(stack: LocalStack) -> int:
+    """Stops what a stack killed without a chance to stop its children left running (they run in
+    sessions of their own, holding the ports). Returns how many processes were stopped."""
+    path = children_file(stack)
+    if not path.exists():
+        return 0
+    groups = [int(line) for line in path.read_text().split() if line.isdigit()]
+    found = {group: _members(group) for group in groups}
+    for group, members in found.items():
+        if members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_members(group) for group in found):
+        time.sleep(0.1)
+    for group in found:
+        if _members(group):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return sum(len(members) for members in found.values())
+
+
 @contextlib.contextmanager
 def single_instance(stack: LocalStack) -> Iterator[None]:
     """Refuses a second stack on the same ports, with a message instead of a tangle."""
@@ -58,6 +105,8 @@ def single_instance(stack: LocalStack) -> Iterator[None]:
                 f"lapse is already running on port {stack.api_port} (pid {lock.read().strip()}); "
                 "stop it with Ctrl-C, or set LAPSE_API_PORT and LAPSE_MOTO_PORT to run another."
             ) from None
+        if reaped := reap_leftovers(stack):
+            print(f"stopped {reaped} processes a killed stack left running", flush=True)
         for variable, port in (
             ("LAPSE_API_PORT", stack.api_port),
             ("LAPSE_MOTO_PORT", stack.moto_port),
@@ -180,7 +229,7 @@ class Supervisor:
         output = None
         if quiet:
             output = (RUN_DIR / f"{name}-{self.stack.api_port}.log").open("ab")
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, *args],
             cwd=ROOT,
             env=self.env,
@@ -188,6 +237,9 @@ class Supervisor:
             stdout=output,
             stderr=output,
         )
+        with children_file(self.stack).open("a") as groups:  # for the next start, if killed
+            groups.write(f"{process.pid}\n")
+        return process
 
     def start(self, name: str, *args: str, quiet: bool = False) -> subprocess.Popen[bytes]:
         process = self._spawn(name, args, quiet)
@@ -210,6 +262,8 @@ class Supervisor:
         for child in storage:
             reap_group(child.process, signal.SIGTERM)
             stop_within(child.process, STORAGE_SAVE_SECONDS)
+        if self.children:
+            children_file(self.stack).unlink(missing_ok=True)
 
     def save_records(self) -> None:
         assert self.data is not None

@@ -1,6 +1,6 @@
 """The local stack behaves like a service (`python -m local.stack`, as `make run` starts it): a
-worker that dies is replaced and what it ran dies with it, and the API takes a burst of
-connections."""
+worker that dies is replaced and what it ran dies with it, the API takes a burst of connections,
+and a start stops what a killed stack left running."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ import collections
 import http.client
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from bench.stack import descendants
 from chalicelib.adapters.auth import make_local_token
-from tests.e2e.conftest import Api, RunningStack, running_stack
-from tests.support import make_clip
+from tests.e2e.conftest import ROOT, Api, RunningStack, running_stack
+from tests.support import free_port, make_clip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-stack")]
 
@@ -44,7 +47,16 @@ def processes_of(stack: RunningStack, marker: bytes) -> set[int]:
 
 
 def alive(pids: set[int]) -> set[int]:
-    return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+    """Those still running (a zombie — dead, not yet reaped by its new parent — is not)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
 
 
 def until(check: Callable[[], bool], timeout: float) -> bool:
@@ -123,6 +135,45 @@ def test_a_burst_of_connections_is_answered(own: RunningStack) -> None:
         thread.join()
 
     assert answers == {200: BURST}
+
+
+def start_stack(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m local.stack`, once it says it is up (a health check could reach the old API)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    until(lambda: process.poll() is not None or "lapse is up" in log.read_text(), timeout=60)
+    assert process.poll() is None, log.read_text()[-2000:]
+    assert "lapse is up" in log.read_text(), log.read_text()[-2000:]
+    return process
+
+
+def test_a_start_stops_what_a_killed_stack_left_running(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LAPSE_API_PORT": str(free_port()),
+        "LAPSE_MOTO_PORT": str(free_port()),
+        "LAPSE_WEB_PORT": str(free_port()),
+    }
+    killed = start_stack(env, tmp_path / "killed.log")
+    left = set(descendants(killed.pid))
+    killed.kill()  # SIGKILL: no chance to stop its children, which keep the ports
+    killed.wait()
+    assert alive(left), "the children died with the stack: nothing to show"
+
+    second = start_stack(env, tmp_path / "second.log")
+    try:
+        assert not alive(left), "the new stack runs beside the old one's children"
+        assert (
+            "stopped 3 processes a killed stack left running"
+            in (tmp_path / "second.log").read_text()
+        )
+        health = f"http://127.0.0.1:{env['LAPSE_API_PORT']}/health"
+        assert requests.get(health, timeout=5).status_code == 200
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=30)
 
 
 def test_the_stack_still_serves_after_both(own: RunningStack) -> None:
