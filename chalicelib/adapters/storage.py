@@ -15,6 +15,7 @@ from urllib.parse import quote
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from chalicelib.domain.parts import MULTIPART_THRESHOLD
 from chalicelib.errors import NotFoundError
 from chalicelib.services.ports import ObjectInfo, PresignedUrl, StoredPart
 
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
-# Files above this go up as parallel multipart parts (s3transfer).
-MULTIPART_THRESHOLD = 16 * MiB
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 

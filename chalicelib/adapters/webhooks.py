@@ -13,11 +13,11 @@ import json
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.webhooks import CallbackTarget, check_addresses, parse_callback_url
 from chalicelib.errors import ValidationError
+from chalicelib.services.ports import DeliveryAnswer, DeliveryError, RefusedTarget
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -25,24 +25,6 @@ if TYPE_CHECKING:
 USER_AGENT = "lapse-webhooks/1"
 # Enough of an answer to log; receivers are told to answer quickly and briefly.
 MAX_ANSWER_BYTES = 4096
-
-
-class DeliveryError(Exception):
-    """The POST did not reach the receiver or got no answer in time (worth retrying)."""
-
-
-class RefusedTarget(Exception):
-    """The callback URL may not be called (not worth retrying)."""
-
-
-@dataclass(frozen=True)
-class DeliveryAnswer:
-    status: int
-    body: str
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
 
 
 def resolve(host: str, port: int) -> list[str]:

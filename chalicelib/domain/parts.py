@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from chalicelib.domain.limits import Limits
 
 MiB = 1024 * 1024
+# Files the worker uploads (timelapse, poster) go up as parallel multipart parts above this.
+MULTIPART_THRESHOLD = 16 * MiB
 TARGET_PARTS = 1000
 
 

@@ -197,3 +197,32 @@ class Renderer(Protocol):
         deadline: float | None,
     ) -> Rendered: ...
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None: ...
+
+
+# --- webhooks (adapters/webhooks.py) -------------------------------------------------------------
+
+
+class DeliveryError(Exception):
+    """The POST did not reach the receiver or got no answer in time (worth retrying)."""
+
+
+class RefusedTarget(Exception):
+    """The callback URL may not be called (not worth retrying)."""
+
+
+@dataclass(frozen=True)
+class DeliveryAnswer:
+    status: int
+    body: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class WebhookQueue(Protocol):
+    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
+
+
+class WebhookSender(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> DeliveryAnswer: ...

@@ -20,9 +20,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.adapters.storage import MULTIPART_THRESHOLD
 from chalicelib.domain.keys import poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
+from chalicelib.domain.parts import MULTIPART_THRESHOLD
 from chalicelib.domain.plan import check_source_limits, plan_timelapse
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import (

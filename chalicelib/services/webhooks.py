@@ -17,10 +17,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib import wire
-from chalicelib.adapters.webhooks import DeliveryAnswer, DeliveryError, RefusedTarget
 from chalicelib.domain.timelapse import Timelapse
 from chalicelib.domain.webhooks import (
     EVENTS,
@@ -32,15 +31,13 @@ from chalicelib.domain.webhooks import (
     standard_headers,
 )
 from chalicelib.logs import logger
+from chalicelib.services.ports import (
+    DeliveryError,
+    RefusedTarget,
+    WebhookQueue,
+    WebhookSender,
+)
 from chalicelib.services.webhook_secrets import WebhookSecretService
-
-
-class WebhookQueue(Protocol):
-    def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
-
-
-class WebhookSender(Protocol):
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> DeliveryAnswer: ...
 
 
 class Outcome(enum.StrEnum):

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from chalicelib.adapters.storage import MULTIPART_THRESHOLD, S3Storage
+from chalicelib.adapters.storage import S3Storage
+from chalicelib.domain.parts import MULTIPART_THRESHOLD
 from chalicelib.errors import NotFoundError
 from chalicelib.services.ports import StoredPart
 from local.config import LocalStack

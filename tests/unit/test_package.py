@@ -3,6 +3,7 @@ the local stack's `/dev/token` route is not part of the app."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -35,3 +36,38 @@ def test_chalicelib_holds_no_command_line_code() -> None:
     sources = list((ROOT / "chalicelib").rglob("*.py"))
     assert sources
     assert not [p for p in sources if "lapse_cli" in p.read_text() or p.stem in {"cli", "client"}]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    found |= {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    return found
+
+
+def test_use_cases_depend_on_ports_not_on_adapters() -> None:
+    for path in (ROOT / "chalicelib" / "services").glob("*.py"):
+        leaks = {
+            m
+            for m in imported_modules(path)
+            if m.startswith(("chalicelib.adapters", "chalicelib.media", "boto3", "pynamodb"))
+        }
+        assert not leaks, (path.name, leaks)
+
+
+def test_the_domain_is_pure() -> None:
+    for path in (ROOT / "chalicelib" / "domain").glob("*.py"):
+        roots = {m.split(".")[0] for m in imported_modules(path)}
+        assert not roots & {"boto3", "botocore", "pynamodb", "chalice", "os"}, path.name
+        assert not {
+            m
+            for m in imported_modules(path)
+            if m.startswith(("chalicelib.adapters", "chalicelib.services", "chalicelib.media"))
+        }, path.name

@@ -13,7 +13,6 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from chalicelib.adapters.webhooks import DeliveryAnswer
 from chalicelib.domain.timelapse import Status
 from chalicelib.domain.webhooks import (
     ROTATION_OVERLAP,
@@ -24,6 +23,7 @@ from chalicelib.domain.webhooks import (
     verify_signature,
 )
 from chalicelib.errors import ConflictError
+from chalicelib.services.ports import DeliveryAnswer
 from chalicelib.services.webhook_secrets import WebhookSecretService
 from chalicelib.services.webhooks import Outcome, WebhookService, delivery_message
 from tests.factories import a_timelapse

@@ -14,7 +14,6 @@ import pytest
 
 from chalicelib import events, wiring
 from chalicelib.adapters import webhooks as adapter
-from chalicelib.adapters.webhooks import DeliveryAnswer, DeliveryError, RefusedTarget
 from chalicelib.domain import requests
 from chalicelib.domain import webhooks as domain
 from chalicelib.domain.timelapse import (
@@ -32,6 +31,7 @@ from chalicelib.domain.webhooks import (
     verify_signature,
 )
 from chalicelib.errors import ValidationError
+from chalicelib.services.ports import DeliveryAnswer, DeliveryError, RefusedTarget
 from chalicelib.services.webhooks import Outcome, WebhookService, delivery_message, request_body
 from chalicelib.settings import Settings, SettingsError
 from tests.factories import a_timelapse
