@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from chalice.app import Blueprint, CORSConfig, Response
 
 from chalicelib import errors, wire, wiring
+from chalicelib.domain.idempotency import idempotency_key
 from chalicelib.logs import logger
 from chalicelib.openapi import openapi_document
 from chalicelib.reference import reference_bundle, reference_page
@@ -21,7 +22,7 @@ api = Blueprint(__name__)
 
 CORS = CORSConfig(
     allow_origin="*",
-    allow_headers=["Authorization", "Content-Type"],
+    allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
     max_age=600,
 )
 
@@ -34,6 +35,7 @@ HTTP_STATUS: dict[type[errors.LapseError], int] = {
     errors.UnauthorizedError: 401,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
+    errors.IdempotencyKeyReused: 422,
     errors.TooLargeError: 413,
     errors.UnsupportedMediaError: 415,
 }
@@ -183,8 +185,10 @@ def docs_bundle() -> Response:
 @endpoint(api, "create_timelapse")
 def create_timelapse() -> dict[str, Any]:
     owner = _caller()
+    key = idempotency_key(api.current_request.headers.get("idempotency-key"))
     service = wiring.timelapse_service()
-    return wire.created(service.create(owner, service.parse_create(_required_body())))
+    command = service.parse_create(_required_body())
+    return wire.created(service.create(owner, command, idempotency_key=key))
 
 
 @endpoint(api, "get_timelapse")

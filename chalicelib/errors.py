@@ -74,3 +74,9 @@ class UploadRefused(InvalidMediaError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class IdempotencyKeyReused(LapseError):
+    """An Idempotency-Key already used by this user for a request with another body."""
+
+    code = "idempotency_key_reused"

@@ -47,6 +47,10 @@ ERROR_RESPONSES: dict[int, tuple[type[errors.LapseError], str]] = {
     409: (errors.ConflictError, "The timelapse is not in a state that allows this."),
     413: (errors.TooLargeError, "sizeBytes is over the configured maximum upload size."),
     415: (errors.UnsupportedMediaError, "contentType is clearly not a video."),
+    422: (
+        errors.IdempotencyKeyReused,
+        "This Idempotency-Key was used (by this user, within 24 hours) for another body.",
+    ),
 }
 INTERNAL_ERROR_CODE = "internal_error"
 
@@ -817,6 +821,22 @@ def _query_parameters() -> dict[str, Schema]:
     }
 
 
+HEADER_PARAMETERS: dict[str, Schema] = {
+    "Idempotency-Key": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Makes a retried create safe: a repeat of the same request by the same user within "
+            "24 hours answers the first answer again (the same timelapse, fresh upload URLs); "
+            "the same key with another body answers 422; while the first request is still being "
+            "handled, 409."
+        ),
+        "schema": _string(minLength=1, maxLength=255),
+    }
+}
+
+
 # Answers too plain to be a named component.
 _PLAIN_ANSWERS: dict[str, Schema] = {"OpenApiDocument": {"type": "object"}, "Empty": _object({})}
 
@@ -841,6 +861,7 @@ def _operation(route: Route) -> dict[str, Any]:
     path_parameters, query_parameters = _path_parameters(), _query_parameters()
     parameters = [path_parameters[name] for name in re.findall(r"{(\w+)}", route.path)]
     parameters += [query_parameters[name] for name in route.query]
+    parameters += [HEADER_PARAMETERS[name] for name in route.headers]
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:

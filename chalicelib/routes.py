@@ -35,6 +35,7 @@ class Route:
     body: str | None = None
     body_required: bool = True
     query: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()  # optional request headers (openapi.HEADER_PARAMETERS)
     tag: str = "timelapses"
     description: str = ""
     public: bool = False
@@ -73,8 +74,8 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "create_timelapse", "POST", "/timelapses",
         "Create a timelapse and get its upload instructions", 201, "CreatedTimelapse",
-        "Created; upload the original as told.", _refuses(400, 413, 415),
-        body="CreateTimelapseRequest",
+        "Created; upload the original as told.", _refuses(400, 409, 413, 415, 422),
+        body="CreateTimelapseRequest", headers=("Idempotency-Key",),
         description=(
             "Creates a pending timelapse (`stage: awaiting_upload`). Files up to "
             f"{Limits().multipart_threshold_bytes / MiB:g} MiB get a single presigned PUT, larger "

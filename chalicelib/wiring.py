@@ -10,6 +10,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.adapters.auth import HS256Verifier, OIDCVerifier, TokenVerifier
+from chalicelib.adapters.idempotency import DynamoDBIdempotencyKeys, bind_idempotency_table
 from chalicelib.adapters.media import FfmpegRenderer
 from chalicelib.adapters.queue import SQSWorkQueue
 from chalicelib.adapters.records import DynamoDBTimelapseRepository, bind_table
@@ -131,7 +132,15 @@ def timelapse_service() -> TimelapseService:
         notifier=notifier(),
         storage_events=settings.storage_events,
         callbacks=callback_policy(settings),
+        idempotency=idempotency_keys(),
     )
+
+
+@cache
+def idempotency_keys() -> DynamoDBIdempotencyKeys:
+    settings = get_settings()
+    bind_idempotency_table(settings.table, settings.region, settings.aws_endpoint_url)
+    return DynamoDBIdempotencyKeys()
 
 
 @cache

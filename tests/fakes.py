@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from chalicelib.domain.idempotency import HOLD_SECONDS, KEEP_SECONDS, EarlierRequest
 from chalicelib.domain.plan import RenderPlan, SourceInfo
 from chalicelib.domain.timelapse import (
     ErrorInfo,
@@ -411,6 +412,40 @@ class FakeStorage:
             on_bytes(len(data))  # may raise to stop the transfer, as s3transfer's callback can
         with self._lock:
             self.objects[key] = (data, content_type, dict(metadata))
+
+
+class FakeIdempotencyKeys:
+    """IdempotencyKeys in a dict, with the adapter's rules: a key is free when new, when its
+    24 hours are over, or when its first request died unfinished."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], tuple[str, str | None, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def claim(
+        self, owner_id: str, key: str, fingerprint: str, now: datetime
+    ) -> EarlierRequest | None:
+        with self._lock:
+            found = self.entries.get((owner_id, key))
+            if found is not None:
+                print_, timelapse_id, since = found
+                expired = now - since > timedelta(seconds=KEEP_SECONDS)
+                died = timelapse_id is None and now - since > timedelta(seconds=HOLD_SECONDS)
+                if not (expired or died):
+                    return EarlierRequest(print_, timelapse_id)
+            self.entries[(owner_id, key)] = (fingerprint, None, now)
+            return None
+
+    def finish(self, owner_id: str, key: str, timelapse_id: str) -> None:
+        with self._lock:
+            print_, _, since = self.entries[(owner_id, key)]
+            self.entries[(owner_id, key)] = (print_, timelapse_id, since)
+
+    def release(self, owner_id: str, key: str) -> None:
+        with self._lock:
+            found = self.entries.get((owner_id, key))
+            if found is not None and found[1] is None:
+                del self.entries[(owner_id, key)]
 
 
 class FakeQueue:

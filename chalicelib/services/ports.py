@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from chalicelib.domain.idempotency import EarlierRequest
 from chalicelib.domain.plan import RenderPlan, SourceInfo
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 
@@ -92,6 +93,14 @@ class TimelapseRepository(Protocol):
         self, timelapse_id: str, token: str, now: datetime, *, retry: bool, error: ErrorInfo
     ) -> Timelapse: ...
     def cancel(self, timelapse_id: str, error: ErrorInfo) -> Timelapse: ...
+
+
+class IdempotencyKeys(Protocol):
+    def claim(
+        self, owner_id: str, key: str, fingerprint: str, now: datetime
+    ) -> EarlierRequest | None: ...
+    def finish(self, owner_id: str, key: str, timelapse_id: str) -> None: ...
+    def release(self, owner_id: str, key: str) -> None: ...
 
 
 class Storage(Protocol):

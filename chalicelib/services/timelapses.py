@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import requests
+from chalicelib.domain.idempotency import EarlierRequest, fingerprint
 from chalicelib.domain.keys import new_timelapse_id as _new_id
 from chalicelib.domain.keys import original_key, poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
@@ -24,8 +26,14 @@ from chalicelib.domain.timelapse import (
     utcnow,
 )
 from chalicelib.domain.webhooks import CallbackPolicy
-from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.errors import (
+    ConflictError,
+    IdempotencyKeyReused,
+    NotFoundError,
+    ValidationError,
+)
 from chalicelib.services.ports import (
+    IdempotencyKeys,
     Notifier,
     ObjectInfo,
     Storage,
@@ -123,6 +131,8 @@ class TimelapseService:
     storage_events: bool = True
     # Which callbackUrls a create accepts (secure by default: public https only).
     callbacks: CallbackPolicy = field(default_factory=CallbackPolicy)
+    # Where `Idempotency-Key`s are kept; without it the header is ignored.
+    idempotency: IdempotencyKeys | None = None
 
     # --- create and upload --------------------------------------------------------------------
 
@@ -130,7 +140,47 @@ class TimelapseService:
         """The create command from a request body, under this service's limits and policy."""
         return requests.parse_create(body, self.limits, self.callbacks, size_required=size_required)
 
-    def create(self, owner_id: str, request: requests.CreateRequest) -> Created:
+    def create(
+        self,
+        owner_id: str,
+        request: requests.CreateRequest,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Created:
+        if idempotency_key is None or self.idempotency is None:
+            return self._create(owner_id, request)
+        return self._create_once(owner_id, request, idempotency_key)
+
+    def _create_once(self, owner_id: str, request: requests.CreateRequest, key: str) -> Created:
+        """A repeat of the same request under the same key answers the first answer again (the
+        same timelapse, fresh upload URLs); another request under it is refused, as is a repeat
+        while the first is still being handled."""
+        assert self.idempotency is not None
+        print_ = fingerprint(dataclasses.asdict(request))
+        earlier = self.idempotency.claim(owner_id, key, print_, utcnow())
+        if earlier is not None:
+            return self._answer_again(owner_id, earlier, print_)
+        try:
+            created = self._create(owner_id, request)
+        except Exception:
+            self.idempotency.release(owner_id, key)
+            raise
+        self.idempotency.finish(owner_id, key, created.timelapse.id)
+        return created
+
+    def _answer_again(self, owner_id: str, earlier: EarlierRequest, print_: str) -> Created:
+        if earlier.fingerprint != print_:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a request with another body"
+            )
+        if earlier.timelapse_id is None:
+            raise ConflictError(
+                "a request with this Idempotency-Key is still being handled; retry in a moment"
+            )
+        timelapse = self.records.get_owned(earlier.timelapse_id, owner_id)
+        return Created(timelapse, self._upload_instructions(timelapse))
+
+    def _create(self, owner_id: str, request: requests.CreateRequest) -> Created:
         timelapse_id = _new_id()
         key = original_key(timelapse_id, request.content_type, request.filename)
         upload_info = UploadInfo(UploadMethod.PUT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -332,3 +333,27 @@ def test_an_upload_that_never_comes_ends_failed_and_its_upload_is_aborted(
         assert alice.wait_for(done["timelapse"]["id"])["status"] == "complete"
         refused(alice.request("POST", f"/timelapses/{tid}/upload/parts",
                               json={"partNumbers": [1]}), 409)  # fmt: skip
+
+
+# --- Idempotency-Key ------------------------------------------------------------------------------
+
+
+def test_a_retried_create_with_its_idempotency_key_makes_one_timelapse(
+    stack: RunningStack, alice: Api, bob: Api
+) -> None:
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    before = set(open_uploads(stack))
+    answers = [alice.request("POST", "/timelapses", json=MULTIPART, headers=key) for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    ids = {a.json()["timelapse"]["id"] for a in answers}
+    assert len(ids) == 1
+    assert {a.json()["upload"]["uploadId"] for a in answers} == set(open_uploads(stack)) - before
+    # The same key with another body: 422; another user's same key is their own
+    other = alice.request("POST", "/timelapses", json={**MULTIPART, "projectId": "x"}, headers=key)
+    assert refused(other, 422)["code"] == "idempotency_key_reused"
+    theirs = bob.request("POST", "/timelapses", json=MULTIPART, headers=key)
+    assert theirs.status_code == 201
+    assert theirs.json()["timelapse"]["id"] not in ids
+    # A malformed key is a 400
+    refused(alice.request("POST", "/timelapses", json=MULTIPART,
+                          headers={"Idempotency-Key": "x" * 256}), 400)  # fmt: skip
