@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -9,9 +10,9 @@ import pytest
 
 from chalicelib.domain.idempotency import HOLD_SECONDS, fingerprint, idempotency_key
 from chalicelib.domain.limits import Limits, MiB
-from chalicelib.domain.timelapse import utcnow
+from chalicelib.domain.timelapse import Status, utcnow
 from chalicelib.errors import ConflictError, IdempotencyKeyReused, ValidationError
-from chalicelib.services.timelapses import TimelapseService
+from chalicelib.services.timelapses import Created, MultipartUpload, TimelapseService
 from tests.fakes import (
     FakeIdempotencyKeys,
     FakeQueue,
@@ -34,55 +35,61 @@ def service() -> TimelapseService:
     )
 
 
+def create(timelapses: TimelapseService, owner: str, body: Any, key: str | None) -> Created:
+    return timelapses.create(owner, timelapses.parse_create(body), idempotency_key=key)
+
+
 def test_a_repeat_answers_the_same_timelapse_with_its_upload_again() -> None:
     timelapses = service()
-    first = timelapses.create("alice", BODY, idempotency_key="k-1")
-    again = timelapses.create("alice", dict(reversed(BODY.items())), idempotency_key="k-1")
-    assert again["timelapse"] == first["timelapse"]
-    assert again["upload"]["uploadId"] == first["upload"]["uploadId"]
+    first = create(timelapses, "alice", BODY, "k-1")
+    again = create(timelapses, "alice", dict(reversed(BODY.items())), "k-1")
+    assert again.timelapse == first.timelapse
+    assert isinstance(again.upload, MultipartUpload)
+    assert isinstance(first.upload, MultipartUpload)
+    assert again.upload.upload_id == first.upload.upload_id
     assert len(timelapses.records.items) == 1  # type: ignore[attr-defined]
     assert len(timelapses.storage.uploads) == 1  # type: ignore[attr-defined]
 
 
 def test_keys_are_per_user_and_absent_keys_change_nothing() -> None:
     timelapses = service()
-    alice = timelapses.create("alice", BODY, idempotency_key="k-1")
-    bob = timelapses.create("bob", BODY, idempotency_key="k-1")
-    plain = [timelapses.create("alice", BODY)["timelapse"]["id"] for _ in range(2)]
-    assert len({alice["timelapse"]["id"], bob["timelapse"]["id"], *plain}) == 4
+    alice = create(timelapses, "alice", BODY, "k-1")
+    bob = create(timelapses, "bob", BODY, "k-1")
+    plain = [create(timelapses, "alice", BODY, None).timelapse.id for _ in range(2)]
+    assert len({alice.timelapse.id, bob.timelapse.id, *plain}) == 4
 
 
 def test_the_same_key_with_another_body_is_refused() -> None:
     timelapses = service()
-    timelapses.create("alice", BODY, idempotency_key="k-1")
+    create(timelapses, "alice", BODY, "k-1")
     with pytest.raises(IdempotencyKeyReused):
-        timelapses.create("alice", {**BODY, "sizeBytes": 1000}, idempotency_key="k-1")
+        create(timelapses, "alice", {**BODY, "sizeBytes": 1000}, "k-1")
 
 
 def test_while_the_first_is_being_handled_a_repeat_is_a_conflict() -> None:
     timelapses = service()
     keys = timelapses.idempotency
     assert keys is not None
-    keys.claim("alice", "k-1", fingerprint(BODY), utcnow())  # a first request, in flight
+    print_ = fingerprint(dataclasses.asdict(timelapses.parse_create(BODY)))
+    keys.claim("alice", "k-1", print_, utcnow())  # a first request, in flight
     with pytest.raises(ConflictError, match="still being handled"):
-        timelapses.create("alice", BODY, idempotency_key="k-1")
+        create(timelapses, "alice", BODY, "k-1")
 
 
 def test_a_first_request_that_died_frees_its_key_after_a_while() -> None:
     timelapses = service()
     keys = timelapses.idempotency
     assert keys is not None
-    keys.claim("alice", "k-1", fingerprint(BODY), utcnow() - timedelta(seconds=HOLD_SECONDS + 1))
-    created = timelapses.create("alice", BODY, idempotency_key="k-1")
-    assert created["timelapse"]["status"] == "pending"
+    print_ = fingerprint(dataclasses.asdict(timelapses.parse_create(BODY)))
+    keys.claim("alice", "k-1", print_, utcnow() - timedelta(seconds=HOLD_SECONDS + 1))
+    assert create(timelapses, "alice", BODY, "k-1").timelapse.status is Status.PENDING
 
 
 def test_a_refused_first_request_leaves_the_key_free() -> None:
     timelapses = service()
     with pytest.raises(ValidationError):
-        timelapses.create("alice", {**BODY, "projectId": ""}, idempotency_key="k-1")
-    created = timelapses.create("alice", BODY, idempotency_key="k-1")
-    assert created["timelapse"]["projectId"] == "p"
+        create(timelapses, "alice", {**BODY, "projectId": ""}, "k-1")
+    assert create(timelapses, "alice", BODY, "k-1").timelapse.project_id == "p"
 
 
 class FailingRecords(FakeRecords):
@@ -94,9 +101,9 @@ def test_a_first_request_that_fails_releases_its_key() -> None:
     timelapses = service()
     timelapses.records = FailingRecords()
     with pytest.raises(RuntimeError):
-        timelapses.create("alice", BODY, idempotency_key="k-1")
+        create(timelapses, "alice", BODY, "k-1")
     timelapses.records = FakeRecords()
-    assert timelapses.create("alice", BODY, idempotency_key="k-1")["timelapse"]["id"]
+    assert create(timelapses, "alice", BODY, "k-1").timelapse.id
 
 
 @pytest.mark.parametrize("raw", ["", "x" * 256, "caf\u00e9", "a\nb", "tab\there"])
