@@ -113,12 +113,17 @@ def read_index(source: RangeSource, *, keep_samples: bool = False) -> VideoIndex
     track: _Track | None = None
     moov_offset = 0
     fragments: list[tuple[int, bytes]] = []
+    segments: list[int] = []  # fragment offsets from a sidx covering them all, if there is one
     for kind, start, size in walker.boxes():
         if kind == b"moov":
             moov, moov_offset = walker.load(start, size), start
             track = _video_track(moov)
+        elif kind == b"sidx" and not segments:
+            segments = _whole_file_segments(source, walker.load(start, size), start)
         elif kind == b"moof":
-            listed = None if keep_samples or track is None else _listed_fragments(source, track)
+            listed = None
+            if not keep_samples and track is not None and not fragments:
+                listed = _listed_fragments(source, track, segments)
             if listed is not None:
                 fragments = listed
                 break
@@ -728,19 +733,56 @@ def _trun(
 # --- the fragment index at the end (mfra / tfra) -----------------------------------------------
 
 
-def _listed_fragments(source: RangeSource, track: _Track) -> list[tuple[int, bytes]] | None:
-    """The fragments holding the track's keyframes, found through the ``mfra`` box a muxer
-    leaves at the end of a finished fragmented file and read concurrently; None (walk the file
-    instead) when there is none, or it or a fragment it names does not check out. Fragments
-    without a keyframe are not read: the index then counts only the samples it saw."""
-    offsets = _tfra_offsets(source, track.track_id)
+def _listed_fragments(
+    source: RangeSource, track: _Track, segments: list[int]
+) -> list[tuple[int, bytes]] | None:
+    """The fragments, found through an index of them — a ``sidx`` at the front (`segments`) or
+    the ``mfra`` a muxer leaves at the end of a finished file — and read concurrently; None (walk
+    the file instead) when there is none, or it or a fragment it names does not check out.
+    ``mfra`` lists the fragments holding keyframes: the index then counts only their samples."""
+    offsets = segments or _tfra_offsets(source, track.track_id)
     if not offsets:
         return None
     with ThreadPoolExecutor(max_workers=FRAGMENT_READERS, thread_name_prefix="lapse-index") as pool:
-        fragments = list(pool.map(lambda offset: _moof_at(source, offset), offsets))
-    if any(moof is None or not _decode_times_stated(moof, track.track_id) for moof in fragments):
+        found = list(pool.map(lambda offset: _moof_at(source, offset), offsets))
+    if any(moof is None or not _decode_times_stated(moof[1], track.track_id) for moof in found):
         return None
-    return [(offset, moof) for offset, moof in zip(offsets, fragments, strict=True) if moof]
+    return [moof for moof in found if moof is not None]
+
+
+def _whole_file_segments(source: RangeSource, sidx: bytes, start: int) -> list[int]:
+    """Where each fragment starts, from a ``sidx`` that indexes them all; [] for one that
+    indexes only its own segment (DASH writes one per fragment) or points at others."""
+    offsets, end = _sidx_offsets(sidx, start)
+    if not offsets or end > source.size:
+        return []
+    if end < source.size:
+        after = source.read(end, 8)
+        if len(after) < 8 or after[4:8] in (b"moof", b"styp", b"sidx", b"mdat"):
+            return []  # more fragments follow than this sidx lists
+    return offsets
+
+
+def _sidx_offsets(sidx: bytes, start: int) -> tuple[list[int], int]:
+    """Where each subsegment of a flat ``sidx`` starts, and where the last one ends."""
+    view = memoryview(sidx)
+    reader = _Reader(view, 8 if struct.unpack_from(">I", view)[0] != 1 else 16)
+    try:
+        version, _ = reader.version_flags()
+        reader.take(">II")  # reference id, timescale
+        _earliest, first_offset = reader.take(">QQ" if version == 1 else ">II")
+        reader.take(">H")
+        position = start + len(sidx) + first_offset
+        offsets = []
+        for _ in range(reader.u16()):
+            reference, _duration, _sap = reader.take(">III")
+            if reference >> 31:
+                return [], 0  # a hierarchy of sidx boxes: walk instead
+            offsets.append(position)
+            position += reference & 0x7FFFFFFF
+    except InvalidMediaError:
+        return [], 0
+    return offsets, position
 
 
 def _tfra_offsets(source: RangeSource, track_id: int) -> list[int]:
@@ -791,8 +833,12 @@ def _tfra(mfra: memoryview, start: int, end: int, track_id: int) -> list[int] | 
     return offsets
 
 
-def _moof_at(source: RangeSource, offset: int) -> bytes | None:
+def _moof_at(source: RangeSource, offset: int) -> tuple[int, bytes] | None:
+    """The moof at `offset` (after a segment's ``styp``, if any) and where it starts."""
     data = source.read(offset, WALK_READ_BYTES)
+    if len(data) >= 8 and data[4:8] == b"styp":
+        skip = struct.unpack_from(">I", data)[0]
+        offset, data = offset + skip, data[skip:]
     if len(data) < 8 or data[4:8] != b"moof":
         return None
     (size,) = struct.unpack_from(">I", data)
@@ -800,7 +846,7 @@ def _moof_at(source: RangeSource, offset: int) -> bytes | None:
         return None
     if size > len(data):
         data = source.read(offset, size)
-    return data[:size] if len(data) >= size else None
+    return (offset, data[:size]) if len(data) >= size else None
 
 
 def _decode_times_stated(moof: bytes, track_id: int) -> bool:

@@ -25,6 +25,7 @@ from chalicelib.errors import RenderCancelled, RenderError
 READ_TIMEOUT_SECONDS = 30.0
 TRIES = 3
 BACKOFF_SECONDS = (0.2, 0.8)
+HEAD_BYTES = 64 * 1024  # what learning the size reads: the header's first box(es) too
 _CHUNK = 64 * 1024  # a cancel is seen between chunks
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -89,17 +90,21 @@ class HttpRangeSource:
         self._local = threading.local()
         self.stats = ReadStats()
         self._size: int | None = None
+        self._head = b""
 
     @property
     def size(self) -> int:
         if self._size is None:
-            self.read(0, 1)  # a one-byte range answers the total in Content-Range
+            # The answer's Content-Range states the total; the bytes serve the header's reads.
+            self._head = self.read(0, HEAD_BYTES)
         assert self._size is not None
         return self._size
 
     def read(self, offset: int, length: int) -> bytes:
         if length <= 0:
             return b""
+        if offset + length <= len(self._head):
+            return self._head[offset : offset + length]
         failure: Exception | None = None
         for attempt in range(TRIES):
             if attempt:

@@ -60,6 +60,11 @@ CORPUS: dict[str, list[str]] = {
         *SOURCE, *X264, "-movflags", "+frag_keyframe+empty_moov+default_base_moof",
     ],
     "fragmented_with_audio.mp4": [*SOURCE, *PCM, *X264, "-c:a", "aac", *FRAGMENTED],
+    # A sidx at the front listing every fragment; and DASH's one sidx per fragment (walked).
+    "fragmented_global_sidx.mp4": [
+        *SOURCE, *X264, "-movflags", "+frag_keyframe+empty_moov+dash+global_sidx",
+    ],
+    "fragmented_dash.mp4": [*SOURCE, *X264, "-movflags", "+frag_keyframe+empty_moov+dash"],
     # No mfra at the end (as a live recorder leaves it): the fragments are walked.
     "fragmented_no_mfra.mp4": [
         *SOURCE, *X264, "-movflags", "+frag_keyframe+empty_moov+skip_trailer",
@@ -185,18 +190,26 @@ class _SlowCountingSource:
                 self.in_flight -= 1
 
 
-@pytest.mark.parametrize("name", ["fragmented.mp4", "hevc_fragmented.mp4"])
-def test_a_finished_fragmented_file_is_read_by_its_mfra_concurrently(
-    corpus: Path, name: str
+@pytest.mark.parametrize(
+    ("name", "listed_by"),
+    [
+        ("fragmented.mp4", "mfra"),
+        ("hevc_fragmented.mp4", "mfra"),
+        ("fragmented_global_sidx.mp4", "sidx"),
+    ],
+)
+def test_fragments_listed_by_an_index_are_read_concurrently(
+    corpus: Path, name: str, listed_by: str
 ) -> None:
-    # Given a fragmented file whose muxer left the fragment index (mfra) at its end
+    # Given a fragmented file with an index of its fragments (mfra at the end, or a sidx)
     source = _SlowCountingSource(corpus / name)
     # When its index is read
     index = read_index(source)
     # Then the fragments are read several at once, and give what walking them gives
     walked = read_index(FileRangeSource(str(corpus / name)), keep_samples=True)
     assert index.keyframes == walked.keyframes
-    assert max(source.offsets) >= source.size - FIRST_READ_BYTES  # its end: mfro and mfra
+    read_the_end = source.size - FIRST_READ_BYTES in source.offsets
+    assert read_the_end == (listed_by == "mfra")
     assert source.most_in_flight > 1
 
 
