@@ -93,15 +93,17 @@ class VideoIndex:
     sample_count: int
     keyframes: list[Keyframe]
     layout: Layout
+    last_picture_seconds: float = 0.0  # when the track's last picture is shown
     samples: list[Sample] | None = None  # every sample, only when asked for (tests)
 
-    def keyframe_spacing(self, duration_seconds: float) -> float | None:
-        """The largest gap between keyframes, counting the stretch after the last one."""
+    def keyframe_spacing(self) -> float | None:
+        """The largest gap between keyframes, counting the stretch after the last one up to the
+        track's last picture (not the container's end: audio may run on with no picture)."""
         times = [k.seconds for k in self.keyframes]
         if len(times) < 2:
             return None
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        gaps.append(max(0.0, duration_seconds - times[-1]))
+        gaps.append(max(0.0, self.last_picture_seconds - times[-1]))
         return max(gaps)
 
 
@@ -347,11 +349,12 @@ class _Track:
         """Keep the keyframes (and every sample if asked); check every sample lies in the file."""
         kept: list[Sample] = []
         keys: list[Sample] = []
-        first, count, end = None, 0, 0
+        first, last, count, end = None, 0, 0, 0
         for sample in samples:
             count += 1
             if count > MAX_SAMPLES:
                 raise _damaged(f"more than {MAX_SAMPLES} samples")
+            last = sample.pts if first is None else max(last, sample.pts)
             first = sample.pts if first is None else min(first, sample.pts)
             end = max(end, sample.offset + sample.size)
             if sample.keyframe:
@@ -377,6 +380,7 @@ class _Track:
             sample_count=count,
             keyframes=keyframes,
             layout=layout,
+            last_picture_seconds=(last - first) / self.timescale,
             samples=kept if keep_samples else None,
         )
 

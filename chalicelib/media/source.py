@@ -35,7 +35,7 @@ def describe_source(source: str, *, ffmpeg: str, max_pixels: int | None = None) 
     if index is not None:
         info = replace(
             info,
-            keyframe_interval_seconds=index.keyframe_spacing(info.duration_seconds),
+            keyframe_interval_seconds=index.keyframe_spacing(),
             keyframe_count=len(index.keyframes),
         )
     return DescribedSource(info, index, reader.stats)

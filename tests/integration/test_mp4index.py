@@ -378,3 +378,11 @@ def test_a_source_that_cannot_be_read_fails_with_a_reason(corpus: Path) -> None:
     source = HttpRangeSource(f"{base}/moov_at_end.mp4")
     with pytest.raises(RenderError, match=r"could not be read after 3 tries"):
         source.read(0, 100)
+
+
+def test_keyframe_spacing_counts_the_tail_up_to_the_last_picture(corpus: Path) -> None:
+    # 4 s at 30 fps, a keyframe every 30 frames: keyframes at 0, 1, 2, 3 s; last picture at 3.967
+    index = read_index(FileRangeSource(str(corpus / "moov_at_end.mp4")))
+    assert [k.seconds for k in index.keyframes] == [0.0, 1.0, 2.0, 3.0]
+    assert index.last_picture_seconds == pytest.approx(119 / 30)
+    assert index.keyframe_spacing() == pytest.approx(1.0)
