@@ -706,20 +706,20 @@ def _trun(
 ) -> int:
     """Append the run's samples; return where the next run's data starts by default."""
     reader = _Reader(moof, *span)
-    version, flags = reader.version_flags()
+    _, flags = reader.version_flags()
     count = reader.u32()
     if count > MAX_SAMPLES:
         raise _damaged(f"a fragment of {count} samples")
     position = base + reader.i32() if flags & 0x1 else data
     first_flags = reader.u32() if flags & 0x4 else None
-    signed = version == 1
     for i in range(count):
         duration = reader.u32() if flags & 0x100 else defaults.duration
         size = reader.u32() if flags & 0x200 else defaults.size
         sample_flags = reader.u32() if flags & 0x400 else defaults.flags
         if i == 0 and first_flags is not None:
             sample_flags = first_flags
-        offset = (reader.i32() if signed else reader.u32()) if flags & 0x800 else 0
+        # Signed whatever the version says, as ffmpeg reads it (muxers write negatives in v0).
+        offset = reader.i32() if flags & 0x800 else 0
         samples.append(
             Sample(
                 offset=position,
