@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,20 @@ def test_every_display_matrix_is_probed_and_shown_upright(
     make_poster(tmp_path / "out.mp4", tmp_path / "p.jpg", ffmpeg=FFMPEG, at_seconds=0)
     poster = rgb_pixels(tmp_path / "p.jpg", size=size, matrix="bt601", full_range=True)
     assert psnr(poster, shown) >= 15
+
+
+def test_the_bundled_ffmpeg_has_what_the_formats_need() -> None:
+    # The Lambda layer ships this very binary (layers/ffmpeg): a build without zimg would fail
+    # every HDR source, one without these decoders the kinds above
+    def listed(option: str) -> str:
+        return subprocess.run(
+            [FFMPEG, "-hide_banner", option], capture_output=True, text=True, check=True
+        ).stdout
+
+    filters, demuxers, decoders = listed("-filters"), listed("-demuxers"), listed("-decoders")
+    for name in ("zscale", "tonemap", "transpose", "hflip", "vflip"):
+        assert f" {name} " in filters, name
+    for name in ("mpegts", "matroska,webm", "avi", "mov,mp4,m4a,3gp,3g2,mj2"):
+        assert f" {name} " in demuxers, name
+    for name in ("h264", "hevc", "vp8", "vp9", "prores", "mjpeg", "av1"):
+        assert f" {name} " in decoders, name
