@@ -155,7 +155,7 @@ def _required_body() -> Any:
 
 @endpoint(api, "health")
 def health() -> dict[str, Any]:
-    return {"status": "ok"}
+    return wire.health()
 
 
 @endpoint(api, "openapi")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib import errors
+from chalicelib import errors, wire
 from chalicelib.domain.keys import VIDEO_FILE_EXTENSIONS
 from chalicelib.domain.limits import Limits, MiB
 from chalicelib.domain.requests import (
@@ -19,9 +19,8 @@ from chalicelib.domain.requests import (
     MAX_PROJECT_ID,
     MAX_URL,
 )
-from chalicelib.domain.timelapse import Stage, Status
+from chalicelib.domain.timelapse import Status
 from chalicelib.routes import ROUTES, Route
-from chalicelib.services.timelapses import FIRST_PART_URLS
 from chalicelib.services.uppy import MAX_PART_NUMBER
 
 Schema = dict[str, Any]
@@ -144,19 +143,6 @@ def _error_schema() -> Schema:
     return _object({"error": detail}, description="The body of every refusal.")
 
 
-def _error_info_schema() -> Schema:
-    return _object(
-        {
-            "code": _string(
-                "Why it ended, machine-readable: e.g. `cancelled`, `invalid_media`, "
-                "`render_failed`, `timeout`, `size_mismatch`, `worker_lost`, `internal_error`."
-            ),
-            "message": _string("In words a user understands."),
-        },
-        description="Why a timelapse failed or was cancelled.",
-    )
-
-
 def _source_schema() -> Schema:
     return _object(
         {
@@ -202,149 +188,8 @@ def _output_schema() -> Schema:
     )
 
 
-def _timelapse_properties() -> dict[str, Schema]:
-    return {
-        "id": _string("Server-made UUID.", format="uuid"),
-        "projectId": _string(maxLength=MAX_PROJECT_ID),
-        "status": _enum([s.value for s in Status], "Terminal: complete, failed, cancelled."),
-        "stage": _nullable(
-            _enum(
-                [s.value for s in Stage],
-                "null once uploaded with `process: false` (idle) and in terminal states.",
-            )
-        ),
-        "progress": _integer("Never goes down within one attempt.", minimum=0, maximum=100),
-        "videoKey": _string("What to play now: the original until complete, then the timelapse."),
-        "originalVideoKey": _string("`videos/<id>.<ext>`"),
-        "processedVideoKey": _nullable(_string("`timelapses/<id>.mp4` once complete")),
-        "posterKey": _nullable(_string("`posters/<id>.jpg` once complete")),
-        "filename": _nullable(_string("As the client gave it.")),
-        "contentType": _string(
-            "The declared type, lower-cased, without parameters; `application/octet-stream` "
-            "when the client declared none. Advisory: the bytes decide."
-        ),
-        "sizeBytes": _nullable(
-            _integer(
-                "The original's size: as declared, or, where none was (Uppy), as stored once "
-                "the upload is in (null until then).",
-                minimum=1,
-            )
-        ),
-        "durationMinutes": _nullable(_number("As the client gave it.", minimum=0)),
-        "targetSeconds": _number(
-            "Requested timelapse length; the output is never longer than the source.",
-            minimum=_seconds(DEFAULTS.min_target_seconds),
-        ),
-        "process": _bool(
-            "false: wait for `POST /timelapses/{timelapse_id}/process` after the upload."
-        ),
-        "callbackUrl": _nullable(_string("As given on create.")),
-        "source": _nullable(_ref("SourceInfo")),
-        "output": _nullable(_ref("OutputInfo")),
-        "error": _nullable(_ref("ErrorInfo")),
-        "attempts": _integer("Processing attempts so far.", minimum=0),
-        "createdAt": _timestamp("ISO 8601 UTC."),
-        "updatedAt": _timestamp("ISO 8601 UTC."),
-        "startedAt": _nullable(_timestamp("When processing of the current attempt began.")),
-        "completedAt": _nullable(_timestamp("When it reached a terminal state.")),
-    }
-
-
 def _bool(description: str) -> Schema:
     return _described({"type": "boolean"}, description)
-
-
-def _timelapse_schema() -> Schema:
-    return _object(_timelapse_properties(), description="A timelapse (`urls` only on GET by id).")
-
-
-def _timelapse_with_urls_schema() -> Schema:
-    urls = _object(
-        {
-            "video": _url("Presigned GET of `videoKey`."),
-            "original": _url("Presigned GET of the original (downloads under `filename`)."),
-            "poster": _nullable(_url("Presigned GET of the poster, once complete.")),
-        },
-        description=(
-            f"Presigned download URLs, valid {DEFAULTS.download_url_seconds // 60} minutes."
-        ),
-    )
-    return {"allOf": [_ref("Timelapse"), _object({"urls": urls})]}
-
-
-def _part_url_schema() -> Schema:
-    return _object(
-        {"partNumber": _integer(minimum=1), "url": _url("Presigned PUT for this part's bytes.")}
-    )
-
-
-def _part_urls_schema() -> Schema:
-    return _object(
-        {
-            "parts": _array(_ref("PartUrl"), "Sorted by partNumber, without duplicates."),
-            "expiresAt": _timestamp("When the earliest of these URLs expires."),
-        }
-    )
-
-
-def _put_upload_schema() -> Schema:
-    return _object(
-        {
-            "method": _string(const="PUT"),
-            "url": _url(
-                "Presigned PUT signed for exactly this key, content type and length; "
-                "a body of another size is refused by storage."
-            ),
-            "headers": _object(
-                {"Content-Type": _string()}, description="Send these headers with the PUT."
-            ),
-            "expiresAt": _timestamp("When the URL expires."),
-        },
-        description=(
-            f"Single-request upload, for files up to {_size(DEFAULTS.multipart_threshold_bytes)}."
-        ),
-    )
-
-
-def _multipart_upload_schema() -> Schema:
-    return _object(
-        {
-            "method": _string(const="multipart"),
-            "uploadId": _string(),
-            "partSize": _integer(
-                "Bytes in every part but the last (10–100 MiB, growing with the file).",
-                minimum=DEFAULTS.min_part_bytes,
-                maximum=DEFAULTS.max_part_bytes,
-            ),
-            "partCount": _integer(minimum=1, maximum=DEFAULTS.max_parts),
-            "parts": _array(
-                _ref("PartUrl"),
-                f"URLs for the first parts only (at most {FIRST_PART_URLS}); ask for the rest "
-                "with `POST /timelapses/{timelapse_id}/upload/parts`. Keep each part's `ETag` "
-                "response header.",
-                minItems=1,
-                maxItems=FIRST_PART_URLS,
-            ),
-            "expiresAt": _timestamp("When the earliest of these URLs expires."),
-        },
-        description=(
-            f"Multipart upload, for files above {_size(DEFAULTS.multipart_threshold_bytes)}: PUT "
-            "each part to its URL, then `POST /timelapses/{timelapse_id}/upload/complete`."
-        ),
-    )
-
-
-def _upload_schema() -> Schema:
-    return {
-        "oneOf": [_ref("PutUpload"), _ref("MultipartUpload")],
-        "discriminator": {
-            "propertyName": "method",
-            "mapping": {
-                "PUT": "#/components/schemas/PutUpload",
-                "multipart": "#/components/schemas/MultipartUpload",
-            },
-        },
-    }
 
 
 def _create_request_schema() -> Schema:
@@ -445,47 +290,17 @@ def _complete_request_schema() -> Schema:
     return _object({"parts": _nullable(parts)}, required=[])
 
 
-def _upload_status_schema() -> Schema:
-    stored = _object(
-        {"partNumber": _integer(minimum=1), "etag": _string(), "size": _integer(minimum=0)}
-    )
-    return _object(
-        {
-            "uploadId": _string(),
-            "partSize": _integer(minimum=1),
-            "partCount": _integer(minimum=1),
-            "parts": _array(stored, "The parts storage already holds."),
-        }
-    )
-
-
 def _component_schemas() -> dict[str, Schema]:
     return {
         "Error": _error_schema(),
-        "ErrorInfo": _error_info_schema(),
         "SourceInfo": _source_schema(),
         "OutputInfo": _output_schema(),
-        "Timelapse": _timelapse_schema(),
-        "TimelapseWithUrls": _timelapse_with_urls_schema(),
-        "TimelapseEnvelope": _object({"timelapse": _ref("Timelapse")}),
-        "TimelapseList": _object(
-            {
-                "items": _array(_ref("Timelapse"), "Newest first."),
-                "nextCursor": _nullable(_string("Pass as `?cursor=` for the next page.")),
-            }
-        ),
-        "PartUrl": _part_url_schema(),
-        "PartUrls": _part_urls_schema(),
-        "PutUpload": _put_upload_schema(),
-        "MultipartUpload": _multipart_upload_schema(),
-        "Upload": _upload_schema(),
+        # Every answer lapse builds from a use case's result: from its model (wire.py).
+        **wire.json_schemas(),
         "CreateTimelapseRequest": _create_request_schema(),
-        "CreatedTimelapse": _object({"timelapse": _ref("Timelapse"), "upload": _ref("Upload")}),
         "PartNumbersRequest": _part_numbers_request_schema(),
         "CompletedPart": _completed_part_schema(),
         "CompleteUploadRequest": _complete_request_schema(),
-        "UploadStatus": _upload_status_schema(),
-        "Health": _object({"status": _string(const="ok")}),
         "WebhookEvent": _webhook_event_schema(),
         "WebhookSecret": _object(
             {

@@ -1,112 +1,371 @@
-"""What the API answers: the use cases' domain values as JSON bodies (camelCase, ISO times), in
-one place. The blueprints (api.py, uppy.py) and the webhook payload use these; the use cases
-never build a wire body, and a stored item is not one either (adapters/records.py)."""
+"""What the API answers, declared once: each body is a pydantic model built from the use cases'
+domain values. The same models give the OpenAPI document its response schemas (openapi.py), so
+an answer and its documentation cannot drift apart. The blueprints (api.py, uppy.py) and the
+webhook payload use the functions at the end; the use cases never build a wire body, and a stored
+item is not one either (adapters/records.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from chalicelib.domain.timelapse import ErrorInfo, Timelapse, iso
-from chalicelib.services.ports import StoredPart
-from chalicelib.services.timelapses import (
-    Created,
-    MultipartUpload,
-    Page,
-    PutUpload,
-    SignedParts,
-    TimelapseView,
-    UploadState,
-)
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.domain import timelapse as domain
+from chalicelib.domain.limits import Limits, MiB
+from chalicelib.domain.requests import MAX_PROJECT_ID
+from chalicelib.domain.timelapse import Stage, Status, iso
+from chalicelib.services import ports
+from chalicelib.services import timelapses as uses
+from chalicelib.services.timelapses import FIRST_PART_URLS
 
 Body = dict[str, Any]
+DEFAULTS = Limits()
+REF = "#/components/schemas/{model}"
 
 
-def error_info(error: ErrorInfo) -> Body:
-    return {"code": error.code, "message": error.message}
+def _nullable_ref(name: str) -> Any:
+    return WithJsonSchema({"anyOf": [{"$ref": REF.format(model=name)}, {"type": "null"}]})
 
 
-def timelapse(record: Timelapse) -> Body:
+def _size(count: int) -> str:
+    gib = count / (1024 * MiB)
+    return f"{gib:g} GiB" if gib >= 1 else f"{count / MiB:g} MiB"
+
+
+class _Wire(BaseModel):
+    """camelCase on the wire; every field present (null when empty)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+    )
+
+    def body(self) -> Body:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Url = Annotated[str, Field(json_schema_extra={"format": "uri"})]
+
+
+class ErrorInfo(_Wire):
+    """Why a timelapse failed or was cancelled."""
+
+    code: str = Field(
+        description="Why it ended, machine-readable: e.g. `cancelled`, `invalid_media`, "
+        "`render_failed`, `timeout`, `size_mismatch`, `worker_lost`, `internal_error`."
+    )
+    message: str = Field(description="In words a user understands.")
+
+    @classmethod
+    def of(cls, error: domain.ErrorInfo) -> ErrorInfo:
+        return cls(code=error.code, message=error.message)
+
+
+class Timelapse(_Wire):
+    """A timelapse (`urls` only on GET by id)."""
+
+    id: str = Field(description="Server-made UUID.", json_schema_extra={"format": "uuid"})
+    project_id: str = Field(max_length=MAX_PROJECT_ID)
+    status: Status = Field(description="Terminal: complete, failed, cancelled.")
+    stage: Stage | None = Field(
+        description="null once uploaded with `process: false` (idle) and in terminal states."
+    )
+    progress: int = Field(description="Never goes down within one attempt.", ge=0, le=100)
+    video_key: str = Field(
+        description="What to play now: the original until complete, then the timelapse."
+    )
+    original_video_key: str = Field(description="`videos/<id>.<ext>`")
+    processed_video_key: str | None = Field(description="`timelapses/<id>.mp4` once complete")
+    poster_key: str | None = Field(description="`posters/<id>.jpg` once complete")
+    filename: str | None = Field(description="As the client gave it.")
+    content_type: str = Field(
+        description="The declared type, lower-cased, without parameters; "
+        "`application/octet-stream` when the client declared none. Advisory: the bytes decide."
+    )
+    size_bytes: int | None = Field(
+        description="The declared size of the original (null when the client declared none).",
+        ge=1,
+    )
+    duration_minutes: int | float | None = Field(description="As the client gave it.", ge=0)
+    target_seconds: int | float = Field(
+        description="Requested timelapse length; the output is never longer than the source.",
+        ge=DEFAULTS.min_target_seconds,
+    )
+    process: bool = Field(
+        description="false: wait for `POST /timelapses/{timelapse_id}/process` after the upload."
+    )
+    callback_url: str | None = Field(description="As given on create.")
+    source: Annotated[dict[str, Any] | None, _nullable_ref("SourceInfo")]
+    output: Annotated[dict[str, Any] | None, _nullable_ref("OutputInfo")]
+    error: ErrorInfo | None
+    attempts: int = Field(description="Processing attempts so far.", ge=0)
+    created_at: Timestamp = Field(description="ISO 8601 UTC.")
+    updated_at: Timestamp = Field(description="ISO 8601 UTC.")
+    started_at: Timestamp | None = Field(
+        description="When processing of the current attempt began."
+    )
+    completed_at: Timestamp | None = Field(description="When it reached a terminal state.")
+
+    @classmethod
+    def of(cls, record: domain.Timelapse) -> Timelapse:
+        return cls(
+            id=record.id,
+            project_id=record.project_id,
+            status=record.status,
+            stage=record.stage,
+            progress=record.progress,
+            video_key=record.video_key,
+            original_video_key=record.original_video_key,
+            processed_video_key=record.processed_video_key,
+            poster_key=record.poster_key,
+            filename=record.filename,
+            content_type=record.content_type,
+            size_bytes=record.size_bytes,
+            duration_minutes=record.duration_minutes,
+            target_seconds=record.target_seconds,
+            process=record.process,
+            callback_url=record.callback_url,
+            source=record.source,
+            output=record.output,
+            error=ErrorInfo.of(record.error) if record.error else None,
+            attempts=record.attempts,
+            created_at=iso(record.created_at) or "",
+            updated_at=iso(record.updated_at) or "",
+            started_at=iso(record.started_at),
+            completed_at=iso(record.completed_at),
+        )
+
+
+class DownloadUrls(_Wire):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "Presigned download URLs, valid "
+            f"{DEFAULTS.download_url_seconds // 60} minutes."
+        },
+    )
+    video: Url = Field(description="Presigned GET of `videoKey`.")
+    original: Url = Field(description="Presigned GET of the original (downloads under `filename`).")
+    poster: Url | None = Field(description="Presigned GET of the poster, once complete.")
+
+
+class TimelapseWithUrls(Timelapse):
+    """A timelapse with its presigned download URLs (GET /timelapses/{timelapse_id})."""
+
+    urls: DownloadUrls
+
+    @classmethod
+    def of_view(cls, view: uses.TimelapseView) -> TimelapseWithUrls:
+        urls = view.urls
+        return cls(
+            **Timelapse.of(view.timelapse).model_dump(),
+            urls=DownloadUrls(video=urls.video, original=urls.original, poster=urls.poster),
+        )
+
+
+class TimelapseEnvelope(_Wire):
+    timelapse: Timelapse
+
+
+class TimelapseList(_Wire):
+    items: list[Timelapse] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page.")
+
+
+class PartUrl(_Wire):
+    part_number: int = Field(ge=1)
+    url: Url = Field(description="Presigned PUT for this part's bytes.")
+
+
+class PartUrls(_Wire):
+    parts: list[PartUrl] = Field(description="Sorted by partNumber, without duplicates.")
+    expires_at: Timestamp = Field(description="When the earliest of these URLs expires.")
+
+    @classmethod
+    def of(cls, signed: uses.SignedParts) -> PartUrls:
+        return cls(
+            parts=[PartUrl(part_number=p.number, url=p.url) for p in signed.parts],
+            expires_at=iso(signed.expires_at) or "",
+        )
+
+
+class PutHeaders(BaseModel):
+    """Send these headers with the PUT."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    content_type: str = Field(alias="Content-Type")
+
+
+class PutUpload(_Wire):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "Single-request upload, for files up to "
+            f"{_size(DEFAULTS.multipart_threshold_bytes)}."
+        },
+    )
+    method: Literal["PUT"] = "PUT"
+    url: Url = Field(
+        description="Presigned PUT signed for exactly this key, content type and length; "
+        "a body of another size is refused by storage."
+    )
+    headers: PutHeaders
+    expires_at: Timestamp = Field(description="When the URL expires.")
+
+    @classmethod
+    def of(cls, upload: uses.PutUpload) -> PutUpload:
+        return cls(
+            url=upload.url,
+            headers=PutHeaders(**{"Content-Type": upload.content_type}),
+            expires_at=iso(upload.expires_at) or "",
+        )
+
+
+class MultipartUpload(_Wire):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "Multipart upload, for files above "
+            f"{_size(DEFAULTS.multipart_threshold_bytes)}: PUT each part to its URL, then "
+            "`POST /timelapses/{timelapse_id}/upload/complete`."
+        },
+    )
+    method: Literal["multipart"] = "multipart"
+    upload_id: str
+    part_size: int = Field(
+        description="Bytes in every part but the last (10–100 MiB, growing with the file).",
+        ge=DEFAULTS.min_part_bytes,
+        le=DEFAULTS.max_part_bytes,
+    )
+    part_count: int = Field(ge=1, le=DEFAULTS.max_parts)
+    parts: list[PartUrl] = Field(
+        description=f"URLs for the first parts only (at most {FIRST_PART_URLS}); ask for the "
+        "rest with `POST /timelapses/{timelapse_id}/upload/parts`. Keep each part's `ETag` "
+        "response header.",
+        min_length=1,
+        max_length=FIRST_PART_URLS,
+    )
+    expires_at: Timestamp = Field(description="When the earliest of these URLs expires.")
+
+    @classmethod
+    def of(cls, upload: uses.MultipartUpload) -> MultipartUpload:
+        first = PartUrls.of(upload.first_parts)
+        return cls(
+            upload_id=upload.upload_id,
+            part_size=upload.part_size,
+            part_count=upload.part_count,
+            parts=first.parts,
+            expires_at=first.expires_at,
+        )
+
+
+UploadBody = Annotated[PutUpload | MultipartUpload, Field(discriminator="method")]
+
+
+class CreatedTimelapse(_Wire):
+    timelapse: Timelapse
+    upload: UploadBody
+
+    @classmethod
+    def of(cls, created: uses.Created) -> CreatedTimelapse:
+        upload = created.upload
+        body: PutUpload | MultipartUpload = (
+            PutUpload.of(upload)
+            if isinstance(upload, uses.PutUpload)
+            else MultipartUpload.of(upload)
+        )
+        return cls(timelapse=Timelapse.of(created.timelapse), upload=body)
+
+
+class StoredPart(_Wire):
+    part_number: int = Field(ge=1)
+    etag: str
+    size: int = Field(ge=0)
+
+
+class UploadStatus(_Wire):
+    upload_id: str
+    part_size: int | None = Field(ge=1)
+    part_count: int | None = Field(ge=1)
+    parts: list[StoredPart] = Field(description="The parts storage already holds.")
+
+    @classmethod
+    def of(cls, state: uses.UploadState) -> UploadStatus:
+        return cls(
+            upload_id=state.upload_id,
+            part_size=state.part_size,
+            part_count=state.part_count,
+            parts=[_stored(part) for part in state.parts],
+        )
+
+
+def _stored(part: ports.StoredPart) -> StoredPart:
+    return StoredPart(part_number=part.part_number, etag=part.etag, size=part.size)
+
+
+class Health(_Wire):
+    status: Literal["ok"] = "ok"
+
+
+# --- the blueprints' side -----------------------------------------------------------------------
+
+# Every answer model, for the OpenAPI document's components (named by their titles).
+MODELS: tuple[type[BaseModel], ...] = (
+    Timelapse,
+    TimelapseWithUrls,
+    TimelapseEnvelope,
+    TimelapseList,
+    PartUrls,
+    CreatedTimelapse,
+    UploadStatus,
+    Health,
+)
+
+
+def json_schemas() -> dict[str, Any]:
+    """The answer models' JSON Schemas, by name, referring to each other in #/components."""
+    _, schemas = models_json_schema(
+        [(model, "serialization") for model in MODELS], ref_template=REF
+    )
+    defs: dict[str, Any] = schemas["$defs"]
+    return defs
+
+
+def error_info(error: domain.ErrorInfo) -> Body:
+    return ErrorInfo.of(error).body()
+
+
+def timelapse(record: domain.Timelapse) -> Body:
     """The timelapse resource (API.md); the owner and the lease stay internal."""
-    return {
-        "id": record.id,
-        "projectId": record.project_id,
-        "status": record.status.value,
-        "stage": record.stage.value if record.stage else None,
-        "progress": record.progress,
-        "videoKey": record.video_key,
-        "originalVideoKey": record.original_video_key,
-        "processedVideoKey": record.processed_video_key,
-        "posterKey": record.poster_key,
-        "filename": record.filename,
-        "contentType": record.content_type,
-        "sizeBytes": record.size_bytes,
-        "durationMinutes": record.duration_minutes,
-        "targetSeconds": record.target_seconds,
-        "process": record.process,
-        "callbackUrl": record.callback_url,
-        "source": record.source,
-        "output": record.output,
-        "error": error_info(record.error) if record.error else None,
-        "attempts": record.attempts,
-        "createdAt": iso(record.created_at),
-        "updatedAt": iso(record.updated_at),
-        "startedAt": iso(record.started_at),
-        "completedAt": iso(record.completed_at),
-    }
+    return Timelapse.of(record).body()
 
 
-def envelope(record: Timelapse) -> Body:
-    return {"timelapse": timelapse(record)}
+def envelope(record: domain.Timelapse) -> Body:
+    return TimelapseEnvelope(timelapse=Timelapse.of(record)).body()
 
 
-def with_urls(view: TimelapseView) -> Body:
-    urls = view.urls
-    return {
-        **timelapse(view.timelapse),
-        "urls": {"video": urls.video, "original": urls.original, "poster": urls.poster},
-    }
+def with_urls(view: uses.TimelapseView) -> Body:
+    return TimelapseWithUrls.of_view(view).body()
 
 
-def page(found: Page) -> Body:
-    return {"items": [timelapse(item) for item in found.items], "nextCursor": found.next_cursor}
+def page(found: uses.Page) -> Body:
+    items = [Timelapse.of(item) for item in found.items]
+    return TimelapseList(items=items, next_cursor=found.next_cursor).body()
 
 
-def part_urls(signed: SignedParts) -> Body:
-    return {
-        "parts": [{"partNumber": part.number, "url": part.url} for part in signed.parts],
-        "expiresAt": iso(signed.expires_at),
-    }
+def part_urls(signed: uses.SignedParts) -> Body:
+    return PartUrls.of(signed).body()
 
 
-def upload(instructions: PutUpload | MultipartUpload) -> Body:
-    if isinstance(instructions, PutUpload):
-        return {
-            "method": "PUT",
-            "url": instructions.url,
-            "headers": {"Content-Type": instructions.content_type},
-            "expiresAt": iso(instructions.expires_at),
-        }
-    return {
-        "method": "multipart",
-        "uploadId": instructions.upload_id,
-        "partSize": instructions.part_size,
-        "partCount": instructions.part_count,
-        **part_urls(instructions.first_parts),
-    }
+def created(result: uses.Created) -> Body:
+    return CreatedTimelapse.of(result).body()
 
 
-def created(result: Created) -> Body:
-    return {"timelapse": timelapse(result.timelapse), "upload": upload(result.upload)}
+def upload_state(state: uses.UploadState) -> Body:
+    return UploadStatus.of(state).body()
 
 
-def stored_part(part: StoredPart) -> Body:
-    return {"partNumber": part.part_number, "etag": part.etag, "size": part.size}
-
-
-def upload_state(state: UploadState) -> Body:
-    return {
-        "uploadId": state.upload_id,
-        "partSize": state.part_size,
-        "partCount": state.part_count,
-        "parts": [stored_part(part) for part in state.parts],
-    }
+def health() -> Body:
+    return Health().body()
