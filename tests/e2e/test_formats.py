@@ -98,7 +98,7 @@ def test_each_kind_completes_upright_in_sdr_with_its_poster(
     size = _compare_size(kind)
     shown = rgb_pixels(reference_frame(kind, tmp_path / "shown.png"), size=size)
     upright = psnr(rgb_pixels(done.video, size=size), shown)
-    assert upright >= 15
+    assert upright >= (17 if kind.hdr else 30)  # HDR: as close as the tone map comes
     assert psnr(rgb_pixels(done.video, size=size, before="hflip,"), shown) < upright - 6
     # and the poster is the timelapse's middle frame, in a JPEG's colours
     middle = rgb_pixels(done.video, size=size, at_seconds=output["durationSeconds"] / 2)

@@ -136,7 +136,8 @@ def test_every_kind_renders_upright_in_bt709_with_its_poster(
     shown = rgb_pixels(reference_frame(kind, tmp_path / "shown.png"), size=size)
     first = rgb_pixels(out, size=size)
     upright = psnr(first, shown)
-    assert upright >= 15, upright
+    # (HDR: what the tone map keeps of the SDR picture it was made from; SDR: all of it)
+    assert upright >= (17 if kind.hdr else 30), upright
     for turned in ("hflip", "vflip"):
         assert psnr(rgb_pixels(out, size=size, before=f"{turned},"), shown) < upright - 6
     # The poster is the output's middle frame, read as a JPEG is read (BT.601 full range)
@@ -157,7 +158,7 @@ def test_hdr_is_tone_mapped_close_to_the_sdr_picture(
     render(path, tmp_path / "out.mp4")
     first = rgb_pixels(tmp_path / "out.mp4", size=size)
     # Then the output's colours are close to that SDR picture, its brightness within 6 %
-    assert psnr(first, sdr) >= 15
+    assert psnr(first, sdr) >= 17
     assert mean_level(first) == pytest.approx(mean_level(sdr), rel=0.06)
     # While the HDR pixels shown as they are (a player ignoring the tags) are far off
     assert psnr(rgb_pixels(path, size=size), sdr) <= 12
@@ -181,8 +182,8 @@ def test_sdr_colours_are_converted_to_bt709(corpus: Path, name: str, tmp_path: P
     render(path, tmp_path / "out.mp4")
     first = rgb_pixels(tmp_path / "out.mp4", size=size)
     # Then the BT.709 output shows the colours the source shows, and not the misread ones
-    assert psnr(first, rgb_pixels(path, size=size, matrix="bt601", full_range=full)) >= 30
-    assert psnr(first, rgb_pixels(path, size=size, matrix="bt709", full_range=full)) < 27
+    assert psnr(first, rgb_pixels(path, size=size, matrix="bt601", full_range=full)) >= 35
+    assert psnr(first, rgb_pixels(path, size=size, matrix="bt709", full_range=full)) < 30
 
 
 @pytest.mark.parametrize(
@@ -204,10 +205,10 @@ def test_every_display_matrix_is_probed_and_shown_upright(
     assert (info.display_width, info.display_height) == display
     size = (32, 18) if rotation in (0, 180) else (18, 32)
     shown = rgb_pixels(reference_frame(kind, tmp_path / "shown.png"), size=size)
-    assert psnr(rgb_pixels(tmp_path / "out.mp4", size=size), shown) >= 15
+    assert psnr(rgb_pixels(tmp_path / "out.mp4", size=size), shown) >= 25
     make_poster(tmp_path / "out.mp4", tmp_path / "p.jpg", ffmpeg=FFMPEG, at_seconds=0)
     poster = rgb_pixels(tmp_path / "p.jpg", size=size, matrix="bt601", full_range=True)
-    assert psnr(poster, shown) >= 15
+    assert psnr(poster, shown) >= 25
 
 
 def test_the_bundled_ffmpeg_has_what_the_formats_need() -> None:
