@@ -13,6 +13,16 @@ from typing import Any
 from chalicelib import errors, wire
 from chalicelib.domain.keys import VIDEO_FILE_EXTENSIONS
 from chalicelib.domain.limits import Limits, MiB
+from chalicelib.domain.options import (
+    COMPANION_OPTION_METADATA,
+    DEFAULT_FPS,
+    DEFAULT_RESOLUTION,
+    FPS_CHOICES,
+    MAX_SPEED,
+    MIN_SPEED,
+    RESOLUTIONS,
+    RenderOptions,
+)
 from chalicelib.domain.requests import (
     MAX_FILENAME,
     MAX_PARTS_PER_REQUEST,
@@ -174,18 +184,77 @@ def _source_schema() -> Schema:
 def _output_schema() -> Schema:
     return _object(
         {
-            "width": _integer(minimum=1, maximum=DEFAULTS.output_max_side),
-            "height": _integer(minimum=1, maximum=DEFAULTS.output_max_side),
+            "width": _integer(minimum=1, maximum=RenderOptions(resolution="2160p").long_side),
+            "height": _integer(minimum=1, maximum=RenderOptions(resolution="2160p").long_side),
             "fps": _number(exclusiveMinimum=0),
             "durationSeconds": _number(minimum=0),
             "sizeBytes": _integer(minimum=1),
             "speedup": _number("Source duration ÷ timelapse duration.", exclusiveMinimum=0),
+            "idleSecondsSkipped": _number(
+                "Seconds of the source left out as idle (`skipIdle`); 0 without it.", minimum=0
+            ),
         },
+        # idleSecondsSkipped came with v1.1: records completed before it lack it
+        required=["width", "height", "fps", "durationSeconds", "sizeBytes", "speedup"],
         description=(
-            "The stored timelapse: H.264 yuv420p, longest side ≤ "
-            f"{DEFAULTS.output_max_side} (never upscaled), {DEFAULTS.output_fps} fps, no audio."
+            "The stored timelapse: H.264 yuv420p, short side ≤ the asked `resolution` (long side "
+            "≤ 16:9 of it; never upscaled), the asked `fps`, no audio."
         ),
     )
+
+
+def _fps_schema() -> Schema:
+    return {"type": "integer", "enum": list(FPS_CHOICES)}
+
+
+def _option_request_properties(limits: Limits) -> dict[str, Schema]:
+    """The timelapse options of a create (API.md, "Timelapse options"); null means the default."""
+    return {
+        "speed": _nullable(
+            _number(
+                "Speed-up factor instead of a length: the timelapse lasts the source's duration "
+                "÷ speed (at most the longest timelapse: a longer one fails with the speed to "
+                "ask for). With `targetSeconds` too: 400.",
+                minimum=_seconds(MIN_SPEED),
+                maximum=_seconds(MAX_SPEED),
+            )
+        ),
+        "fps": _nullable(
+            _described(
+                {**_fps_schema(), "default": DEFAULT_FPS},
+                "Output frame rate; the length stays what was asked.",
+            )
+        ),
+        "resolution": _nullable(
+            {
+                **_enum(
+                    list(RESOLUTIONS),
+                    "The output's short side at most this many pixels (the long side at most "
+                    "16:9 of it); never upscaled.",
+                ),
+                "default": DEFAULT_RESOLUTION,
+            }
+        ),
+        "skipIdle": {
+            "type": "boolean",
+            "default": False,
+            "description": "Leave out stretches where the picture does not change (a screen "
+            "left alone, a blinking cursor), keeping a short beat of each; "
+            "`output.idleSecondsSkipped` says how much. With `speed` the timelapse is shorter; "
+            "with `targetSeconds` the active parts fill the length.",
+        },
+        "timestamp": {
+            "type": "boolean",
+            "default": False,
+            "description": "Burn the source's time into a corner: wall-clock from the "
+            "recording's creation time when the file has one, else elapsed `h:mm:ss`.",
+        },
+        "deflicker": {
+            "type": "boolean",
+            "default": False,
+            "description": "Even out frame-to-frame brightness changes (camera timelapses).",
+        },
+    }
 
 
 def _bool(description: str) -> Schema:
@@ -232,6 +301,7 @@ def _create_request_schema() -> Schema:
                     default=_seconds(limits.default_target_seconds),
                 )
             ),
+            **_option_request_properties(limits),
             "process": {
                 "type": "boolean",
                 "default": True,
@@ -347,6 +417,10 @@ def _uppy_sign_request_schema() -> Schema:
             ),
             "contentType": _string(create + " Required there (Uppy 6.3+ passes it for a PUT)."),
             "targetSeconds": _number(create),
+            **{
+                name: _described({k: v for k, v in schema.items() if k != "description"}, create)
+                for name, schema in _option_request_properties(DEFAULTS).items()
+            },
             "filename": _string(create, maxLength=MAX_FILENAME),
             "durationMinutes": _number(create),
             "callbackUrl": _string(create, maxLength=MAX_URL),
@@ -366,6 +440,13 @@ def _companion_metadata_schema() -> Schema:
                 "the stored object once the upload is complete.",
             ),
             "targetSeconds": {"anyOf": [_number(), _string()]},
+            "speed": {"anyOf": [_number(), _string()]},
+            "fps": {"anyOf": [_integer(), _string()]},
+            "resolution": _enum(list(RESOLUTIONS)),
+            **{
+                name: {"anyOf": [_bool(""), _enum(["true", "false"])]}
+                for name in ("skipIdle", "timestamp", "deflicker")
+            },
         },
         required=["projectId"],
         description="Uppy's file meta (values arrive as strings); other fields are ignored.",
@@ -630,9 +711,10 @@ def _query_parameters() -> dict[str, Schema]:
         "metadata[sizeBytes]": _query_parameter(
             "metadata[sizeBytes]", _string(pattern=r"^\d+$"), "Optional: `file.size`."
         ),
-        "metadata[targetSeconds]": _query_parameter(
-            "metadata[targetSeconds]", _string(), "Optional."
-        ),
+        **{
+            f"metadata[{name}]": _query_parameter(f"metadata[{name}]", _string(), "Optional.")
+            for name in COMPANION_OPTION_METADATA
+        },
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.domain.limits import Limits, MiB
+from chalicelib.domain.options import COMPANION_OPTION_METADATA
 from chalicelib.reference import BUNDLE
 
 # Said of several routes.
@@ -223,7 +224,7 @@ ROUTES: tuple[Route, ...] = (
         "Signed.", _refuses(400, 413, 415), tag="uppy",
         query=(
             "filename", "type", "metadata[projectId]", "metadata[sizeBytes]",
-            "metadata[targetSeconds]",
+            *(f"metadata[{name}]" for name in COMPANION_OPTION_METADATA),
         ),
     ),
 )  # fmt: skip

@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from chalicelib.domain import timelapse as domain
 from chalicelib.domain.limits import Limits, MiB
+from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.requests import MAX_PROJECT_ID
 from chalicelib.domain.timelapse import Stage, Status, iso
 from chalicelib.services import ports
@@ -66,6 +67,22 @@ class ErrorInfo(_Wire):
         return cls(code=error.code, message=error.message)
 
 
+class TimelapseOptions(_Wire):
+    """The options the timelapse was asked with (defaults filled in)."""
+
+    fps: Literal[24, 25, 30, 50, 60] = Field(description="Output frame rate.")
+    resolution: Literal["720p", "1080p", "1440p", "2160p"] = Field(
+        description="The output's short side at most this."
+    )
+    skip_idle: bool = Field(description="Stretches where the picture does not change are left out.")
+    timestamp: bool = Field(description="The source's time is burnt into a corner.")
+    deflicker: bool = Field(description="Frame-to-frame brightness is evened out.")
+
+    @classmethod
+    def of(cls, options: RenderOptions) -> TimelapseOptions:
+        return cls.model_validate(options.as_api())
+
+
 class Timelapse(_Wire):
     """A timelapse (`urls` only on GET by id)."""
 
@@ -92,10 +109,15 @@ class Timelapse(_Wire):
         ge=1,
     )
     duration_minutes: int | float | None = Field(description="As the client gave it.", ge=0)
-    target_seconds: int | float = Field(
-        description="Requested timelapse length; the output is never longer than the source.",
+    target_seconds: int | float | None = Field(
+        description="Requested timelapse length; the output is never longer than the source. "
+        "null when `speed` sets the length.",
         ge=DEFAULTS.min_target_seconds,
     )
+    speed: int | float | None = Field(
+        description="Requested speed-up instead of a length; null when `targetSeconds` is used."
+    )
+    options: TimelapseOptions
     process: bool = Field(
         description="false: wait for `POST /timelapses/{timelapse_id}/process` after the upload."
     )
@@ -128,6 +150,8 @@ class Timelapse(_Wire):
             size_bytes=record.size_bytes,
             duration_minutes=record.duration_minutes,
             target_seconds=record.target_seconds,
+            speed=record.speed,
+            options=TimelapseOptions.of(record.options),
             process=record.process,
             callback_url=record.callback_url,
             source=record.source,

@@ -30,6 +30,7 @@ from pynamodb.models import Model
 
 from chalicelib.domain import schema
 from chalicelib.domain.keys import is_timelapse_id
+from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.timelapse import (
     ANY,
     TRANSITIONS,
@@ -95,7 +96,9 @@ class TimelapseModel(Model):
     poster_key = UnicodeAttribute(attr_name="posterKey", null=True)
     filename = UnicodeAttribute(null=True)
     duration_minutes = NumberAttribute(attr_name="durationMinutes", null=True)
-    target_seconds = NumberAttribute(attr_name="targetSeconds")
+    target_seconds = NumberAttribute(attr_name="targetSeconds", null=True)
+    speed = NumberAttribute(null=True)
+    options: MapAttribute[str, Any] = MapAttribute(null=True)
     process = BooleanAttribute(default=True)
     callback_url = UnicodeAttribute(attr_name="callbackUrl", null=True)
     upload: MapAttribute[str, Any] = MapAttribute(null=True)
@@ -185,7 +188,9 @@ def to_domain(item: TimelapseModel) -> Timelapse:
         poster_key=item.poster_key,
         filename=item.filename,
         duration_minutes=item.duration_minutes,
-        target_seconds=float(item.target_seconds),
+        target_seconds=None if item.target_seconds is None else float(item.target_seconds),
+        speed=None if item.speed is None else float(item.speed),
+        options=RenderOptions.from_api(_plain(item.options)),
         process=bool(item.process),
         callback_url=item.callback_url,
         upload=UploadInfo(
@@ -284,6 +289,8 @@ class DynamoDBTimelapseRepository:
             filename=timelapse.filename,
             duration_minutes=timelapse.duration_minutes,
             target_seconds=timelapse.target_seconds,
+            speed=timelapse.speed,
+            options=timelapse.options.as_api(),
             process=timelapse.process,
             callback_url=timelapse.callback_url,
             upload=_upload_map(timelapse.upload),

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from chalicelib.domain.color import ColorInfo
 from chalicelib.domain.limits import Limits
+from chalicelib.domain.options import RenderOptions
 from chalicelib.errors import InvalidMediaError
 
 Strategy = Literal["ranges", "keyframes", "seek", "decode_all"]
@@ -132,6 +133,7 @@ class RenderPlan:
     source_height: int = 0
     # The source's video codec as ffmpeg names it ("ranges" pipes it raw: -f h264 / -f hevc).
     codec: str = ""
+    options: RenderOptions = field(default_factory=RenderOptions)
 
     def sample_times(self) -> list[float]:
         """Seconds from the source's start of each kept sample ("seek"): the window starts.
@@ -183,25 +185,34 @@ def check_source_limits(source: SourceInfo, limits: Limits) -> None:
 
 
 def plan_timelapse(
-    source: SourceInfo, target_seconds: float, limits: Limits, *, indexed: bool = False
+    source: SourceInfo,
+    target_seconds: float | None,
+    limits: Limits,
+    *,
+    indexed: bool = False,
+    speed: float | None = None,
+    options: RenderOptions | None = None,
 ) -> RenderPlan:
-    """Plan a timelapse of `source` lasting about `target_seconds`, never longer than the source.
+    """Plan a timelapse of `source` lasting about `target_seconds` (or the source's duration over
+    `speed`), never longer than the source, at the options' frame rate and resolution.
 
     `indexed` says the container's own index was read (`media.mp4index`): the keyframes' byte
     ranges are known, so "ranges" can fetch just those.
     """
     check_source_limits(source, limits)
-    if not math.isfinite(target_seconds) or target_seconds <= 0:
-        raise ValueError(f"target_seconds must be positive, got {target_seconds!r}")
-    fps = limits.output_fps
+    chosen = options or RenderOptions(fps=limits.output_fps)
+    length = _asked_length(source, target_seconds, speed, limits)
+    fps = chosen.fps
     source_frames = max(1, math.floor(source.duration_seconds * source.fps + 1e-6))
-    wanted_frames = round(target_seconds * fps)
+    wanted_frames = round(length * fps)
     fitting_frames = math.floor(
         source.duration_seconds * fps + 1e-6
     )  # never longer than the source
     frame_count = _near_keyframes(source, max(1, min(wanted_frames, fitting_frames, source_frames)))
     interval = source.duration_seconds / frame_count
-    width, height = output_size(source.display_width, source.display_height, limits.output_max_side)
+    width, height = fit_resolution(
+        source.display_width, source.display_height, chosen, limits.output_max_side
+    )
     strategy = _strategy(source, interval, indexed=indexed)
     expected = frame_count / fps
     return RenderPlan(
@@ -226,7 +237,39 @@ def plan_timelapse(
         color=source.color,
         source_height=source.height,
         codec=source.codec,
+        options=chosen,
     )
+
+
+def _asked_length(
+    source: SourceInfo, target_seconds: float | None, speed: float | None, limits: Limits
+) -> float:
+    """Seconds of output asked for: a length, or the source's duration over a speed-up."""
+    if speed is None:
+        if target_seconds is None or not math.isfinite(target_seconds) or target_seconds <= 0:
+            raise ValueError(f"target_seconds must be positive, got {target_seconds!r}")
+        return target_seconds
+    if not math.isfinite(speed) or speed <= 0:
+        raise ValueError(f"speed must be positive, got {speed!r}")
+    length = source.duration_seconds / speed
+    if length > limits.max_target_seconds:
+        fastest = math.ceil(source.duration_seconds / limits.max_target_seconds)
+        raise InvalidMediaError(
+            f"At speed {speed:g} this {_hours(source.duration_seconds)} video would last "
+            f"{_hours(length)}; lapse makes timelapses up to "
+            f"{_hours(limits.max_target_seconds)}. Choose a speed of at least {fastest}."
+        )
+    return length
+
+
+def fit_resolution(
+    width: int, height: int, options: RenderOptions, max_side: int
+) -> tuple[int, int]:
+    """The output size: short side at most the resolution's (long side at most 16:9 of it, and
+    at most `max_side` for the default 1080p), never upscaled; even sides."""
+    long_side = options.long_side if options.resolution != "1080p" else max_side
+    scale = min(1.0, options.short_side / min(width, height), long_side / max(width, height))
+    return _even(width * scale), _even(height * scale)
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:

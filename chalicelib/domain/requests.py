@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.domain.keys import VIDEO_FILE_EXTENSIONS, filename_extension
 from chalicelib.domain.limits import Limits
+from chalicelib.domain.options import RenderOptions, parse_options, parse_speed
 from chalicelib.domain.timelapse import Status
 from chalicelib.domain.webhooks import CallbackPolicy, validate_callback_url
 from chalicelib.errors import TooLargeError, UnsupportedMediaError, ValidationError
@@ -33,9 +34,11 @@ class CreateRequest:
     size_bytes: int | None
     filename: str | None
     duration_minutes: float | None
-    target_seconds: float
+    target_seconds: float | None  # None when `speed` sets the length
     process: bool
     callback_url: str | None
+    speed: float | None = None
+    options: RenderOptions = field(default_factory=RenderOptions)
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -161,6 +164,18 @@ def target_seconds(value: float | None, limits: Limits) -> float:
     return value
 
 
+def pace(body: dict[str, Any], limits: Limits) -> tuple[float | None, float | None]:
+    """(targetSeconds, speed): a length or a speed-up factor, not both."""
+    speed = parse_speed(body.get("speed"))
+    if speed is None:
+        return target_seconds(_number(body, "targetSeconds"), limits), None
+    if body.get("targetSeconds") is not None:
+        raise ValidationError(
+            "give targetSeconds (a length) or speed (a speed-up factor), not both"
+        )
+    return None, speed
+
+
 def callback_url(value: str | None, policy: CallbackPolicy) -> str | None:
     """Deployed: https to public addresses only; locally loopback too (the policy it is given)."""
     if value is None:
@@ -183,17 +198,20 @@ def parse_create(
     declared = "sizeBytes" in body
     if not declared and size_required:
         raise ValidationError("sizeBytes is required")
+    length, speed = pace(body, limits)
     return CreateRequest(
         project_id=project,
         content_type=content_type(ctype, filename),
         size_bytes=size_bytes(body["sizeBytes"], limits) if declared else None,
         filename=filename,
         duration_minutes=duration,
-        target_seconds=target_seconds(_number(body, "targetSeconds"), limits),
+        target_seconds=length,
         process=process,
         callback_url=callback_url(
             _string(body, "callbackUrl", max_length=MAX_URL, required=False), callbacks
         ),
+        speed=speed,
+        options=parse_options(body),
     )
 
 

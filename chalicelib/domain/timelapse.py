@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from chalicelib.domain.options import RenderOptions
+
 _T = TypeVar("_T")
 
 
@@ -72,7 +74,9 @@ class Timelapse:
     progress: int = 0
     filename: str | None = None
     duration_minutes: float | None = None
-    target_seconds: float = 30.0
+    target_seconds: float | None = 30.0  # None when `speed` sets the length
+    speed: float | None = None
+    options: RenderOptions = field(default_factory=RenderOptions)
     callback_url: str | None = None
     processed_video_key: str | None = None
     poster_key: str | None = None

@@ -322,7 +322,12 @@ class ProcessingService:
         source_api = {**source.as_api(), "sizeBytes": original.size}
         check_source_limits(source, self.limits)
         plan = plan_timelapse(
-            source, timelapse.target_seconds, self.limits, indexed=described.indexed
+            source,
+            timelapse.target_seconds,
+            self.limits,
+            indexed=described.indexed,
+            speed=timelapse.speed,
+            options=timelapse.options,
         )
         heartbeat.advance(Stage.RENDERING, source=source_api)
         video = work_dir / "timelapse.mp4"
@@ -361,6 +366,7 @@ class ProcessingService:
             "durationSeconds": round(result.duration_seconds, 3),
             "sizeBytes": result.size_bytes,
             "speedup": round(source.duration_seconds / max(result.duration_seconds, 1e-3), 2),
+            "idleSecondsSkipped": 0,
         }
 
     def _upload(

@@ -214,6 +214,8 @@ class TimelapseService:
             filename=request.filename,
             duration_minutes=request.duration_minutes,
             target_seconds=request.target_seconds,
+            speed=request.speed,
+            options=request.options,
             callback_url=request.callback_url,
         )
         try:

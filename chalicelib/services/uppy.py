@@ -37,8 +37,10 @@ MAX_PART_NUMBER = 10_000
 # What Uppy 6 passes to `signRequest`; the rest of the body describes the timelapse to create.
 SIGN_FIELDS = frozenset({"method", "key", "uploadId", "partNumber", "expiresIn"})
 # Companion metadata that describes the timelapse (values arrive as strings).
-NUMERIC_METADATA = ("sizeBytes", "targetSeconds", "durationMinutes")
-TEXT_METADATA = ("projectId", "filename", "callbackUrl")
+NUMERIC_METADATA = ("sizeBytes", "targetSeconds", "durationMinutes", "speed", "fps")
+TEXT_METADATA = ("projectId", "filename", "callbackUrl", "resolution")
+# Timelapse options that are true or false: "true"/"false" as Companion metadata.
+FLAG_METADATA = ("skipIdle", "timestamp", "deflicker")
 METHODS = frozenset({"PUT", "POST", "GET", "DELETE"})
 # Uppy 6's own object key for a file: `<random UUID>-<file name>`.
 UPPY_KEY_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-")
@@ -121,6 +123,11 @@ def _numeric(value: Any) -> Any:
     return value
 
 
+def _flag(value: Any) -> Any:
+    """ "true"/"false" (metadata travels as text) as booleans; other values left to the create."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
 def companion_create_fields(filename: Any, content_type: Any, metadata: Any) -> dict[str, Any]:
     """A create body from Uppy 4–5's `{filename, type, metadata}`."""
     if metadata is None:
@@ -129,6 +136,7 @@ def companion_create_fields(filename: Any, content_type: Any, metadata: Any) -> 
         raise ValidationError("metadata must be an object")
     fields = {name: _numeric(metadata[name]) for name in NUMERIC_METADATA if name in metadata}
     fields.update({name: metadata[name] for name in TEXT_METADATA if name in metadata})
+    fields.update({name: _flag(metadata[name]) for name in FLAG_METADATA if name in metadata})
     fields["contentType"] = content_type
     if filename:
         fields.setdefault("filename", filename)

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.adapters.records import DynamoDBTimelapseRepository
+from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse, utcnow
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 
@@ -66,6 +67,17 @@ def test_create_then_get_round_trips_the_record(
     assert found.attempts == 0
     assert found.lease_owner is None
     assert found.created_at == created.created_at
+
+
+def test_speed_and_options_round_trip(
+    repository: DynamoDBTimelapseRepository, new_record: NewRecord
+) -> None:
+    unsaved = new_record(save=False)
+    options = RenderOptions(fps=60, resolution="720p", skip_idle=True, deflicker=True)
+    repository.create(replace(unsaved, target_seconds=None, speed=30.0, options=options))
+    found = repository.get(unsaved.id)
+    assert found is not None
+    assert (found.target_seconds, found.speed, found.options) == (None, 30.0, options)
 
 
 def test_creating_the_same_id_twice_is_a_conflict(
