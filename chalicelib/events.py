@@ -25,6 +25,8 @@ events = Blueprint(__name__)
 # Chalice binds the event source at packaging time, so the queue name is read at import.
 QUEUE_NAME = os.environ.get("LAPSE_QUEUE_NAME", "lapse-process")
 DEAD_LETTER_QUEUE_NAME = os.environ.get("LAPSE_DLQ_NAME", f"{QUEUE_NAME}-dlq")
+# Webhook deliveries have their own queue and function: a slow receiver never holds a render slot.
+WEBHOOK_QUEUE_NAME = os.environ.get("LAPSE_WEBHOOK_QUEUE_NAME", "lapse-webhooks")
 # Stop rendering this long before Lambda would kill the function, to fail with a clear message.
 DEADLINE_MARGIN_SECONDS = 20.0
 
@@ -86,7 +88,8 @@ def _deadline(context: Any) -> float | None:
 
 def handle_work(work: Work, deadline: float | None) -> None:
     if work.kind == "webhook":
-        deliver_webhook(work)
+        # Queued here before webhooks had their own queue: moved there, not delivered here.
+        wiring.webhook_service().queue.send(dict(work.message or {}))
         return
     service = wiring.processing_service()
     # Thread-safe keys: the local worker runs several handlers at once in one process.
@@ -120,6 +123,19 @@ def process_uploads(event: SQSEvent) -> None:
                 handle_work(work, deadline)
     finally:
         metrics.flush_metrics()
+
+
+@events.on_sqs_message(queue=WEBHOOK_QUEUE_NAME, batch_size=10)
+def deliver_webhooks(event: SQSEvent) -> None:
+    """One delivery attempt per message; a failed one is queued again with a delay by the
+    service itself, so the handler never raises for a receiver's sake."""
+    logger.thread_safe_append_keys(request_id=getattr(event.context, "aws_request_id", None))
+    for record in event:
+        for work in work_in_message(record.body):
+            if work.kind == "webhook":
+                deliver_webhook(work)
+            else:
+                logger.warning("not a webhook delivery; dropped", extra={"kind": work.kind})
 
 
 @events.on_sqs_message(queue=DEAD_LETTER_QUEUE_NAME, batch_size=10)

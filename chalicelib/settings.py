@@ -65,6 +65,8 @@ class Settings:
     bucket: str = "lapse-local"
     table: str = "lapse-timelapses"
     queue_url: str | None = None
+    # Where webhook deliveries are queued (their own queue, drained by their own function).
+    webhook_queue_url: str | None = None
     # One endpoint for DynamoDB and SQS when they are local; None means AWS itself.
     aws_endpoint_url: str | None = None
     # Storage may live elsewhere (Cloudflare R2): its own endpoint, region and credentials.
@@ -133,6 +135,7 @@ class Settings:
             bucket=env.get("LAPSE_BUCKET", "lapse-local"),
             table=env.get("LAPSE_TABLE", "lapse-timelapses"),
             queue_url=_optional(env, "LAPSE_QUEUE_URL"),
+            webhook_queue_url=_optional(env, "LAPSE_WEBHOOK_QUEUE_URL"),
             aws_endpoint_url=_optional(env, "LAPSE_AWS_ENDPOINT_URL"),
             s3_endpoint_url=_optional(env, "LAPSE_S3_ENDPOINT_URL"),
             s3_region=_optional(env, "LAPSE_S3_REGION"),

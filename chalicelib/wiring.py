@@ -86,7 +86,7 @@ def webhook_secret_service() -> WebhookSecretService:
 def webhook_service() -> WebhookService:
     settings = get_settings()
     return WebhookService(
-        queue=SQSWebhookQueue(lambda: sqs_client(settings), settings.queue_url),
+        queue=SQSWebhookQueue(lambda: sqs_client(settings), settings.webhook_queue_url),
         sender=HttpWebhookSender(
             timeout_seconds=settings.webhook_timeout_seconds,
             allow_loopback=settings.webhook_allow_loopback,

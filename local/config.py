@@ -25,6 +25,7 @@ class LocalStack:
     table: str = "lapse-timelapses"
     queue_name: str = "lapse-process"
     dlq_name: str = "lapse-process-dlq"
+    webhook_queue_name: str = "lapse-webhooks"
     host: str = "127.0.0.1"
     # False mimics Cloudflare R2: the bucket sends no ObjectCreated events; the API enqueues.
     storage_events: bool = True
@@ -69,6 +70,18 @@ class LocalStack:
     def dlq_arn(self) -> str:
         return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{self.dlq_name}"
 
+    @property
+    def webhook_queue_url(self) -> str:
+        return f"{self.endpoint}/{ACCOUNT_ID}/{self.webhook_queue_name}"
+
+    @property
+    def webhook_dlq_name(self) -> str:
+        return f"{self.webhook_queue_name}-dlq"
+
+    @property
+    def webhook_dlq_arn(self) -> str:
+        return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{self.webhook_dlq_name}"
+
     def s3(self) -> S3Client:
         return boto3.client(
             "s3",
@@ -112,6 +125,8 @@ class LocalStack:
             "LAPSE_QUEUE_NAME": self.queue_name,
             "LAPSE_QUEUE_URL": self.queue_url,
             "LAPSE_DLQ_NAME": self.dlq_name,
+            "LAPSE_WEBHOOK_QUEUE_NAME": self.webhook_queue_name,
+            "LAPSE_WEBHOOK_QUEUE_URL": self.webhook_queue_url,
             "LAPSE_STORAGE_EVENTS": "true" if self.storage_events else "false",
             "LAPSE_API_PORT": str(self.api_port),
             "LAPSE_MOTO_PORT": str(self.moto_port),

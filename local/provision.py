@@ -35,6 +35,18 @@ def _queues(stack: LocalStack) -> None:
             "RedrivePolicy": json.dumps(redrive),
         },
     )
+    # Webhook deliveries: their own queue and dead-letter queue, drained by their own handler.
+    sqs.create_queue(
+        QueueName=stack.webhook_dlq_name, Attributes={"MessageRetentionPeriod": "1209600"}
+    )
+    webhook_redrive = {
+        "deadLetterTargetArn": stack.webhook_dlq_arn,
+        "maxReceiveCount": str(MAX_RECEIVES),
+    }
+    sqs.create_queue(
+        QueueName=stack.webhook_queue_name,
+        Attributes={"VisibilityTimeout": "60", "RedrivePolicy": json.dumps(webhook_redrive)},
+    )
 
 
 def _bucket(stack: LocalStack) -> None:

@@ -1,6 +1,6 @@
 """The local worker: long-polls the processing queue and calls the very handler Lambda runs
-(`chalicelib.events.process_uploads`), and runs the watchdog every few seconds
-(`python -m local.worker`)."""
+(`chalicelib.events.process_uploads`), drains the webhook queue with its own handler
+(`deliver_webhooks`), and runs the watchdog every few seconds (`python -m local.worker`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from chalicelib.events import dead_letters, process_uploads, watchdog
+from chalicelib.events import dead_letters, deliver_webhooks, process_uploads, watchdog
 from chalicelib.logs import logger
 from local.config import LocalStack
 
@@ -117,6 +117,13 @@ def main() -> None:
     ]
     threads.append(
         threading.Thread(target=poll, args=(stack, stack.dlq_url, dead_letters, 60), daemon=True)
+    )
+    # Webhooks on their own queue and thread, as on AWS their own function: a slow receiver
+    # never holds a render slot.
+    threads.append(
+        threading.Thread(
+            target=poll, args=(stack, stack.webhook_queue_url, deliver_webhooks, 60), daemon=True
+        )
     )
     threads.append(threading.Thread(target=run_watchdog, args=(watchdog_interval,), daemon=True))
     for thread in threads:

@@ -107,8 +107,8 @@ class HttpWebhookSender:
 
 
 class SQSWebhookQueue:
-    """Webhook deliveries ride on the processing queue, with SQS's DelaySeconds as the backoff.
-    The client is made on first use: most API calls never end a timelapse."""
+    """Webhook deliveries go on their own queue, with SQS's DelaySeconds as the backoff. The
+    client is made on first use: most API calls never end a timelapse."""
 
     def __init__(self, make_client: Callable[[], SQSClient], queue_url: str | None) -> None:
         self._make_client = make_client
@@ -117,7 +117,7 @@ class SQSWebhookQueue:
 
     def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
         if not self.queue_url:
-            raise RuntimeError("LAPSE_QUEUE_URL is not set")
+            raise RuntimeError("LAPSE_WEBHOOK_QUEUE_URL is not set")
         if self._client is None:
             self._client = self._make_client()
         self._client.send_message(

@@ -58,6 +58,7 @@ class LapseStack(Stack):
         issuer, audience = self._auth()
         self.table = self._table()
         self.queue, self.dlq = self._queues()
+        self.webhook_queue, self.webhook_dlq = self._webhook_queues()
         self.bucket = self._bucket() if stage.storage == "s3" else None
         self.layer = lambda_.LayerVersion(
             self,
@@ -84,6 +85,8 @@ class LapseStack(Stack):
             "LAPSE_QUEUE_URL": self.queue.queue_url,
             "LAPSE_QUEUE_NAME": stage.queue_name,
             "LAPSE_DLQ_NAME": stage.dlq_name,
+            "LAPSE_WEBHOOK_QUEUE_URL": self.webhook_queue.queue_url,
+            "LAPSE_WEBHOOK_QUEUE_NAME": stage.webhook_queue_name,
             "LAPSE_OIDC_ISSUER": issuer,
             "LAPSE_OIDC_AUDIENCE": audience,
             "LAPSE_WEBHOOK_SECRET": webhook_secret.secret_value.unsafe_unwrap(),
@@ -99,6 +102,7 @@ class LapseStack(Stack):
                 "environment_variables": {
                     "LAPSE_QUEUE_NAME": stage.queue_name,
                     "LAPSE_DLQ_NAME": stage.dlq_name,
+                    "LAPSE_WEBHOOK_QUEUE_NAME": stage.webhook_queue_name,
                 }
             },
             import_environment={"AWS_DEFAULT_REGION": "us-east-1", "LAPSE_STAGE": stage.name},
@@ -109,6 +113,7 @@ class LapseStack(Stack):
             self._wire_function(function, environment)
         self._wire_api()
         self._alarms()
+        self._webhook_alarm()
         self._outputs()
 
     # -- auth ------------------------------------------------------------------------------
@@ -226,6 +231,29 @@ class LapseStack(Stack):
             "ProcessQueue",
             queue_name=self.stage.queue_name,
             visibility_timeout=Duration.seconds(self.stage.visibility_timeout_s),
+            retention_period=Duration.days(4),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=dlq),
+        )
+        return queue, dlq
+
+    def _webhook_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
+        """Webhook deliveries: their own queue and dead-letter queue (drained by their own
+        function, with its own reserved concurrency), so a slow receiver never holds a render."""
+        dlq = sqs.Queue(
+            self,
+            "WebhookDeadLetters",
+            queue_name=self.stage.webhook_dlq_name,
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        queue = sqs.Queue(
+            self,
+            "WebhookQueue",
+            queue_name=self.stage.webhook_queue_name,
+            visibility_timeout=Duration.seconds(self.stage.webhook_visibility_timeout_s),
             retention_period=Duration.days(4),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
@@ -381,6 +409,7 @@ class LapseStack(Stack):
             table_arn=self.table.table_arn,
             queue_arn=self.queue.queue_arn,
             dlq_arn=self.dlq.queue_arn,
+            webhook_queue_arn=self.webhook_queue.queue_arn,
             log_group_arn=log_group.log_group_arn,
             bucket_arn=self.bucket.bucket_arn if self.bucket else None,
         )
@@ -416,7 +445,11 @@ class LapseStack(Stack):
         Chalice writes an ARN built from the queue's name: no dependency, so CloudFormation could
         create the event source mapping before the queue exists.
         """
-        queues = {self.stage.queue_name: self.queue, self.stage.dlq_name: self.dlq}
+        queues = {
+            self.stage.queue_name: self.queue,
+            self.stage.dlq_name: self.dlq,
+            self.stage.webhook_queue_name: self.webhook_queue,
+        }
         cfn_function = self.app.get_resource(logical_id)
         events = self.app.functions()[logical_id].get("Events", {})
         for event_name, event in events.items():
@@ -476,6 +509,21 @@ class LapseStack(Stack):
             "queue (dead_letters marks those records failed)",
             # Received, not visible: the dead_letters function drains the queue within seconds.
             metric=self.dlq.metric_number_of_messages_received(period=Duration.minutes(5)),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    def _webhook_alarm(self) -> None:
+        cloudwatch.Alarm(
+            self,
+            "WebhookDeadLettersAlarm",
+            alarm_description="Webhook deliveries whose handler failed repeatedly reached their "
+            "dead-letter queue",
+            metric=self.webhook_dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5)
+            ),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -28,6 +28,7 @@ class Resources:
     table_arn: str
     queue_arn: str
     dlq_arn: str
+    webhook_queue_arn: str
     log_group_arn: str
     bucket_arn: str | None
 
@@ -48,6 +49,13 @@ def _common(res: Resources) -> list[iam.PolicyStatement]:
     ]
 
 
+def _queue_webhooks(res: Resources) -> iam.PolicyStatement:
+    """Every function that ends a timelapse queues its webhook (delivered by deliver_webhooks)."""
+    return _statement(
+        "QueueWebhooks", ["sqs:SendMessage", "sqs:GetQueueAttributes"], [res.webhook_queue_arn]
+    )
+
+
 def _bucket_listing(bucket_arn: str) -> iam.PolicyStatement:
     # ListBucket lets HeadObject on a missing key answer 404 (not 403), so "not uploaded yet" is
     # recognisable; ListBucketMultipartUploads finds the uploads a client opened on a key (Uppy 6)
@@ -61,6 +69,7 @@ def api_policy(res: Resources) -> list[iam.PolicyStatement]:
     table = [res.table_arn, f"{res.table_arn}/index/*"]
     statements = [
         *_common(res),
+        _queue_webhooks(res),
         _statement(
             "Records",
             [
@@ -95,6 +104,7 @@ def api_policy(res: Resources) -> list[iam.PolicyStatement]:
 def processor_policy(res: Resources) -> list[iam.PolicyStatement]:
     statements = [
         *_common(res),
+        _queue_webhooks(res),
         _statement(
             "Records",
             [
@@ -139,6 +149,7 @@ def processor_policy(res: Resources) -> list[iam.PolicyStatement]:
 def watchdog_policy(res: Resources) -> list[iam.PolicyStatement]:
     statements = [
         *_common(res),
+        _queue_webhooks(res),
         _statement(
             "Records",
             [
@@ -168,6 +179,7 @@ def dead_letters_policy(res: Resources) -> list[iam.PolicyStatement]:
     """Marks records whose messages failed too often as failed (and queues their webhooks)."""
     return [
         *_common(res),
+        _queue_webhooks(res),
         _statement(
             "Records",
             ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:UpdateItem"],
@@ -187,9 +199,34 @@ def dead_letters_policy(res: Resources) -> list[iam.PolicyStatement]:
     ]
 
 
+def webhooks_policy(res: Resources) -> list[iam.PolicyStatement]:
+    """Delivers webhooks from their own queue: reads the owner's signing secrets (made on first
+    use), and queues a failed attempt again with a delay."""
+    return [
+        *_common(res),
+        _statement(
+            "SigningSecrets",
+            ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem"],
+            [res.table_arn],
+        ),
+        _statement(
+            "ConsumeWebhooks",
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:SendMessage",
+            ],
+            [res.webhook_queue_arn],
+        ),
+    ]
+
+
 POLICIES = {
     "api_handler": api_policy,
     "process_uploads": processor_policy,
     "watchdog": watchdog_policy,
     "dead_letters": dead_letters_policy,
+    "deliver_webhooks": webhooks_policy,
 }

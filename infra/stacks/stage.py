@@ -21,9 +21,11 @@ FUNCTIONS = {
     "process_uploads": "ProcessUploads",
     "watchdog": "Watchdog",
     "dead_letters": "DeadLetters",
+    "deliver_webhooks": "DeliverWebhooks",
 }
 PROCESSOR = "process_uploads"
 DEAD_LETTER_CONSUMER = "dead_letters"
+WEBHOOK_DELIVERER = "deliver_webhooks"
 
 # Lambda's /tmp for the processor: the decode-all fallback may stage the source locally, and the
 # render writes the timelapse and poster before uploading them.
@@ -62,6 +64,18 @@ class Stage:
     @property
     def dlq_name(self) -> str:
         return f"{self.queue_name}-dlq"
+
+    @property
+    def webhook_queue_name(self) -> str:
+        return self.queue_name.removesuffix("-process") + "-webhooks"
+
+    @property
+    def webhook_dlq_name(self) -> str:
+        return f"{self.webhook_queue_name}-dlq"
+
+    @property
+    def webhook_visibility_timeout_s(self) -> int:
+        return VISIBILITY_FACTOR * self.functions[WEBHOOK_DELIVERER].timeout_s
 
     @property
     def dlq_visibility_timeout_s(self) -> int:

@@ -15,6 +15,7 @@ FUNCTIONS = {
     "process_uploads": "ProcessUploads",
     "watchdog": "Watchdog",
     "dead_letters": "DeadLetters",
+    "deliver_webhooks": "DeliverWebhooks",
 }
 
 

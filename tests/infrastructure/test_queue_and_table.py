@@ -10,8 +10,8 @@ pytestmark = [pytest.mark.infrastructure, pytest.mark.xdist_group("infra")]
 def _queues(stack):
     """((work queue id, properties), (dead-letter queue id, properties))."""
     queues = stack.of_type("AWS::SQS::Queue")
-    (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
-    (dlq_id,) = [k for k in queues if k != work_id]
+    (work_id,) = [k for k in queues if k.startswith("ProcessQueue")]
+    (dlq_id,) = [k for k in queues if k.startswith("ProcessDeadLetters")]
     return (work_id, queues[work_id]["Properties"]), (dlq_id, queues[dlq_id]["Properties"])
 
 
@@ -103,3 +103,55 @@ def test_dead_letters_are_consumed_and_their_records_marked_failed(stack):
     assert stack.allows("dead_letters", "sqs:ReceiveMessage", f"arn::{dlq_id}")
     assert not stack.allows("dead_letters", "sqs:ReceiveMessage", f"arn::{work_id}")
     assert not stack.allows("process_uploads", "sqs:ReceiveMessage", f"arn::{dlq_id}")
+
+
+# --- webhooks: their own queue and function, off the render path ------------------------------
+
+
+def _queue_named(stack, prefix):
+    (found,) = [(k, v["Properties"]) for k, v in stack.of_type("AWS::SQS::Queue").items()
+                if k.startswith(prefix)]  # fmt: skip
+    return found
+
+
+def test_webhooks_have_their_own_queue_with_a_dead_letter_queue(stack):
+    queue_id, queue = _queue_named(stack, "WebhookQueue")
+    dlq_id, dlq = _queue_named(stack, "WebhookDeadLetters")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * stack.function("deliver_webhooks")["Timeout"]
+    assert queue["QueueName"].endswith("-webhooks")
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    alarms = stack.of_type("AWS::CloudWatch::Alarm").values()
+    assert any(
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+        in a["Properties"]["Dimensions"]
+        for a in alarms
+    )
+    del queue_id
+
+
+def test_a_function_of_their_own_with_its_own_concurrency_drains_them(stack):
+    queue_id, queue = _queue_named(stack, "WebhookQueue")
+    deliverer = stack.function("deliver_webhooks")
+    events = [e["Properties"] for e in deliverer["Events"].values() if e["Type"] == "SQS"]
+    assert [e["Queue"] for e in events] == [{"Fn::GetAtt": [queue_id, "Arn"]}]
+    assert deliverer["ReservedConcurrentExecutions"] >= 1
+    assert deliverer["Environment"]["Variables"]["LAPSE_WEBHOOK_QUEUE_NAME"] == queue["QueueName"]
+    # The render function does not read it: a slow receiver never holds a render slot
+    renders = stack.function("process_uploads")["Events"].values()
+    assert all(e["Properties"]["Queue"] != {"Fn::GetAtt": [queue_id, "Arn"]} for e in renders)
+
+
+def test_who_may_queue_and_who_may_consume_webhooks(stack):
+    queue_id, _ = _queue_named(stack, "WebhookQueue")
+    queue = f"arn::{queue_id}"
+    for name in ["api_handler", "process_uploads", "watchdog", "dead_letters", "deliver_webhooks"]:
+        assert stack.allows(name, "sqs:SendMessage", queue), name
+        assert stack.function(name)["Environment"]["Variables"]["LAPSE_WEBHOOK_QUEUE_URL"] == {
+            "Ref": queue_id
+        }
+    assert stack.allows("deliver_webhooks", "sqs:ReceiveMessage", queue)
+    assert not stack.allows("process_uploads", "sqs:ReceiveMessage", queue)
+    table = f"arn::{stack.one('AWS::DynamoDB::Table')[0]}"
+    assert stack.allows("deliver_webhooks", "dynamodb:GetItem", table)
+    assert not stack.allows("deliver_webhooks", "dynamodb:UpdateItem", table)

@@ -82,6 +82,4 @@ def test_r2_variant_has_no_bucket_and_no_bucket_events(r2_stack):
 
 
 def _processing_queue_id(stack) -> str:
-    return next(
-        k for k, v in stack.of_type("AWS::SQS::Queue").items() if "RedrivePolicy" in v["Properties"]
-    )
+    return next(k for k in stack.of_type("AWS::SQS::Queue") if k.startswith("ProcessQueue"))

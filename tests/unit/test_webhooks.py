@@ -507,7 +507,7 @@ def test_malformed_messages_are_dropped(message: dict[str, Any]) -> None:
     assert hooks.deliver(message) is Outcome.DROPPED
 
 
-def test_the_queue_handler_delivers_webhooks_without_touching_processing(
+def test_webhooks_are_delivered_by_their_own_handler_never_by_processing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hooks = service(200)
@@ -517,9 +517,32 @@ def test_the_queue_handler_delivers_webhooks_without_touching_processing(
         raise AssertionError("a webhook message must not reach processing")
 
     monkeypatch.setattr(wiring, "processing_service", no_processing)
-    [work] = events.work_in_message(json.dumps(first_message(Status.CANCELLED)))
-    events.handle_work(work, deadline=None)
+    message = json.dumps(first_message(Status.CANCELLED))
+    # The webhook queue's handler delivers it
+    events.deliver_webhooks(sqs_event(message), None)
     assert len(hooks.sender.calls) == 1  # type: ignore[attr-defined]
+    # One that reached the processing queue (queued there before webhooks had their own) is
+    # moved to the webhook queue, not delivered on the render path
+    events.process_uploads(sqs_event(message), None)
+    assert len(hooks.sender.calls) == 1  # type: ignore[attr-defined]
+    [(moved, delay)] = hooks.queue.sent  # type: ignore[attr-defined]
+    assert moved == json.loads(message)
+    assert delay == 0
+
+
+def sqs_event(body: str) -> dict[str, Any]:
+    record = {
+        "messageId": "m-1",
+        "receiptHandle": "r-1",
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lapse-webhooks",
+        "awsRegion": "us-east-1",
+    }
+    return {"Records": [record]}
 
 
 def test_stage_is_not_part_of_the_event_name() -> None:
