@@ -46,7 +46,7 @@ def test_uppy6_uploads_above_and_below_100_mib_through_sign_request(
     page.wait_for_function("window.ready === true")
     # When the user picks both files
     page.set_input_files("#files", [str(clip_5s), str(clip_150mb)])
-    page.wait_for_function("window.result !== undefined", timeout=60_000)
+    page.wait_for_function("window.result !== undefined", timeout=150_000)
     result: dict[str, Any] = page.evaluate("window.result")
     signed: list[dict[str, Any]] = page.evaluate("window.signed")
     # Then Uppy reports both as uploaded, under the keys lapse chose
@@ -113,7 +113,7 @@ def test_uppy6_written_from_the_contract_alone_uploads_without_sizes(
     page.wait_for_function("window.ready === true")
     # When the user picks a file below and one above 100 MiB
     page.set_input_files("#files", [str(clip_5s), str(clip_150mb)])
-    page.wait_for_function("window.result !== undefined", timeout=90_000)
+    page.wait_for_function("window.result !== undefined", timeout=150_000)
     result: dict[str, Any] = page.evaluate("window.result")
     signed: list[dict[str, Any]] = page.evaluate("window.signed")
     # Then Uppy uploaded both under lapse's keys, and nobody ever told lapse a size
