@@ -346,6 +346,20 @@ def test_companion_without_size_completes_with_the_stored_size(alice: Api, clip_
     assert done["sizeBytes"] == clip_5s.stat().st_size
 
 
+def test_companion_params_without_size(alice: Api, clip_5s: Path) -> None:
+    query = {"filename": clip_5s.name, "type": "video/mp4", "metadata[projectId]": "p-nosize"}
+    answer = alice.request("GET", "/s3/params", params=query)
+    assert answer.status_code == 200, answer.text
+    params = answer.json()
+    sent = requests.put(
+        params["url"], data=clip_5s.read_bytes(), headers=params["headers"], timeout=60
+    )
+    assert sent.status_code == 200, sent.text
+    done = alice.wait_for(params["timelapseId"])
+    assert done["status"] == "complete", done
+    assert done["sizeBytes"] == clip_5s.stat().st_size
+
+
 @pytest.fixture(scope="module")
 def small_stack(tmp_path_factory: pytest.TempPathFactory, clip_5s: Path) -> Iterator[RunningStack]:
     """A stack whose upload limit is one byte below the test clip."""
