@@ -231,14 +231,23 @@ def process_timelapse(timelapse_id: str) -> dict[str, Any]:
     return wire.envelope(queued)
 
 
+def _secret(value: str) -> Response:
+    """A signing secret: no cache on the way may keep it."""
+    return Response(
+        body=json.dumps({"secret": value}),
+        status_code=200,
+        headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
+
 @endpoint(api, "get_webhook_secret")
-def get_webhook_secret() -> dict[str, Any]:
-    return {"secret": wiring.webhook_secret_service().current(_caller())}
+def get_webhook_secret() -> Response:
+    return _secret(wiring.webhook_secret_service().current(_caller()))
 
 
 @endpoint(api, "rotate_webhook_secret")
-def rotate_webhook_secret() -> dict[str, Any]:
-    return {"secret": wiring.webhook_secret_service().rotate(_caller())}
+def rotate_webhook_secret() -> Response:
+    return _secret(wiring.webhook_secret_service().rotate(_caller()))
 
 
 @endpoint(api, "list_project_timelapses")

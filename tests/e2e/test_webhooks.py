@@ -192,6 +192,7 @@ def test_deliveries_verify_with_the_old_and_new_secret_for_a_day_after_a_rotatio
     # When alice rotates it and a timelapse of hers ends
     rotated = alice.request("POST", "/webhook-secret/rotate")
     assert rotated.status_code == 200, rotated.text
+    assert rotated.headers["Cache-Control"] == "no-store"
     new = rotated.json()["secret"]
     assert new != old
     assert _webhook_secret(alice) == new
