@@ -482,6 +482,10 @@ class FakeMedia:
         self.release.set()
         self.rendering = threading.Event()
         self.renders = 0
+        # What the idle scan finds (skipIdle), and the plans it was asked about.
+        self.idle: tuple[tuple[float, float], ...] = ()
+        self.scanned: list[RenderPlan] = []
+        self.rendered: list[RenderPlan] = []
 
     def describe(self, url: str) -> Described:
         """What the probe finds, as a file without a usable index (ffmpeg reads it)."""
@@ -502,6 +506,7 @@ class FakeMedia:
         deadline: float | None,
     ) -> Rendered:
         self.renders += 1
+        self.rendered.append(plan)
         on_progress(50)
         self.rendering.set()
         while not self.release.wait(0.01):
@@ -516,6 +521,19 @@ class FakeMedia:
             frame_count=plan.frame_count,
             size_bytes=output.stat().st_size,
         )
+
+    def find_idle(
+        self,
+        url: str,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> tuple[tuple[float, float], ...]:
+        self.scanned.append(plan)
+        return self.idle
 
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:
         poster.write_bytes(b"poster")

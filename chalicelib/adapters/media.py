@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chalicelib.domain.plan import RenderPlan
+from chalicelib.media.idle_scan import find_idle
 from chalicelib.media.mp4index import VideoIndex
 from chalicelib.media.render import make_poster, render_timelapse
 from chalicelib.media.source import describe_source
@@ -57,6 +58,27 @@ class FfmpegRenderer:
             frame_count=result.frame_count,
             size_bytes=result.size_bytes,
             reads=reads,
+        )
+
+    def find_idle(
+        self,
+        url: str,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> tuple[tuple[float, float], ...]:
+        index = described.handle if isinstance(described.handle, VideoIndex) else None
+        return find_idle(
+            url,
+            plan,
+            ffmpeg=self.ffmpeg,
+            work_dir=work_dir,
+            should_stop=should_stop,
+            deadline=deadline,
+            index=index,
         )
 
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:

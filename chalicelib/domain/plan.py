@@ -68,6 +68,9 @@ class SourceInfo:
     # Mirrored after the rotation (front cameras); the size is that of the rotation alone.
     mirrored: bool = False
     color: ColorInfo = field(default_factory=ColorInfo)
+    # When recording began (seconds since the epoch, shifted to the recording's local time when
+    # the file states its offset); None when the file does not say.
+    recorded_at: float | None = None
 
     @property
     def estimated_bytes(self) -> float | None:
@@ -134,6 +137,30 @@ class RenderPlan:
     # The source's video codec as ffmpeg names it ("ranges" pipes it raw: -f h264 / -f hevc).
     codec: str = ""
     options: RenderOptions = field(default_factory=RenderOptions)
+    # Source-time ranges left out as idle (`skipIdle`), in order, not overlapping.
+    dropped: tuple[tuple[float, float], ...] = ()
+    recorded_at: float | None = None
+
+    @property
+    def idle_seconds_skipped(self) -> float:
+        return sum(end - start for start, end in self.dropped)
+
+    def is_dropped(self, seconds: float) -> bool:
+        return any(start <= seconds < end for start, end in self.dropped)
+
+    @property
+    def source_time_expression(self) -> str:
+        """Seconds into the source of output frame ``N`` (the start of its sampling window), as
+        an ffmpeg expression: kept windows follow one another, each dropped range pushes the
+        rest later by its length."""
+        iv = self.sample_interval_seconds
+        terms = [f"N*{iv:.9f}"]
+        before = 0.0
+        for start, end in self.dropped:
+            first_after = round((start - before) / iv)
+            terms.append(f"gte(N,{first_after})*{end - start:.6f}")
+            before += end - start
+        return "+".join(terms)
 
     def sample_times(self) -> list[float]:
         """Seconds from the source's start of each kept sample ("seek"): the window starts.
@@ -142,10 +169,10 @@ class RenderPlan:
         keeps from a keyframes-only decode; with keyframes at most one interval apart it lies in
         that window, so the keyframes are distinct and in order.
         """
-        return [
-            max(0.0, i * self.sample_interval_seconds - _WINDOW_SLACK_SECONDS)
-            for i in range(self.frame_count)
-        ]
+        windows = math.ceil(self.source_duration_seconds / self.sample_interval_seconds)
+        starts = (i * self.sample_interval_seconds for i in range(max(windows, self.frame_count)))
+        kept = [max(0.0, t - _WINDOW_SLACK_SECONDS) for t in starts if not self.is_dropped(t)]
+        return kept[: self.frame_count]
 
     @property
     def select_expression(self) -> str:
@@ -154,7 +181,12 @@ class RenderPlan:
         slack = f"{_WINDOW_SLACK_SECONDS}"
         window = f"floor((t+{slack})/{iv})"
         previous_window = f"floor((prev_selected_t+{slack})/{iv})"
-        return f"isnan(prev_selected_t)+gt({window},{previous_window})"
+        new_window = f"isnan(prev_selected_t)+gt({window},{previous_window})"
+        if not self.dropped:
+            return new_window
+        # Frames inside a dropped range are never selected, so prev_selected_t stays outside them.
+        inside = "+".join(f"between(t,{start:.6f},{end:.6f})" for start, end in self.dropped)
+        return f"({new_window})*not({inside})"
 
 
 def check_source_limits(source: SourceInfo, limits: Limits) -> None:
@@ -192,24 +224,30 @@ def plan_timelapse(
     indexed: bool = False,
     speed: float | None = None,
     options: RenderOptions | None = None,
+    dropped: tuple[tuple[float, float], ...] = (),
 ) -> RenderPlan:
     """Plan a timelapse of `source` lasting about `target_seconds` (or the source's duration over
     `speed`), never longer than the source, at the options' frame rate and resolution.
 
     `indexed` says the container's own index was read (`media.mp4index`): the keyframes' byte
-    ranges are known, so "ranges" can fetch just those.
+    ranges are known, so "ranges" can fetch just those. `dropped` are idle source ranges to leave
+    out (`skipIdle`): with `speed` the timelapse gets shorter by them, with `target_seconds` the
+    rest fills the length.
     """
     check_source_limits(source, limits)
     chosen = options or RenderOptions(fps=limits.output_fps)
     length = _asked_length(source, target_seconds, speed, limits)
     fps = chosen.fps
-    source_frames = max(1, math.floor(source.duration_seconds * source.fps + 1e-6))
+    kept = max(1e-3, source.duration_seconds - sum(end - start for start, end in dropped))
+    if speed is not None:
+        length = kept / speed
+    source_frames = max(1, math.floor(kept * source.fps + 1e-6))
     wanted_frames = round(length * fps)
-    fitting_frames = math.floor(
-        source.duration_seconds * fps + 1e-6
-    )  # never longer than the source
-    frame_count = _near_keyframes(source, max(1, min(wanted_frames, fitting_frames, source_frames)))
-    interval = source.duration_seconds / frame_count
+    fitting_frames = math.floor(kept * fps + 1e-6)  # never longer than the source
+    frame_count = max(1, min(wanted_frames, fitting_frames, source_frames))
+    if not dropped:
+        frame_count = _near_keyframes(source, frame_count)
+    interval = kept / frame_count
     width, height = fit_resolution(
         source.display_width, source.display_height, chosen, limits.output_max_side
     )
@@ -238,6 +276,8 @@ def plan_timelapse(
         source_height=source.height,
         codec=source.codec,
         options=chosen,
+        dropped=dropped,
+        recorded_at=source.recorded_at,
     )
 
 

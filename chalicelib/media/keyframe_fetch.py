@@ -50,7 +50,7 @@ def choose_keyframes(keyframes: list[Keyframe], plan: RenderPlan) -> list[Keyfra
     last_window = -1
     for keyframe in keyframes:
         window = math.floor((keyframe.seconds + _WINDOW_SLACK_SECONDS) / interval)
-        if window > last_window:
+        if window > last_window and not plan.is_dropped(keyframe.seconds):
             chosen.append(keyframe)
             last_window = window
             if len(chosen) == plan.frame_count:

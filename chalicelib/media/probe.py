@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Protocol
 
@@ -341,6 +342,7 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> tuple[SourceInfo
         keyframe_count=count,
         stream_index=video.index,
         bitrate_bps=_bitrate(stderr),
+        recorded_at=recorded_at(stderr),
     )
     return info, video.has_matrix
 
@@ -462,6 +464,37 @@ def _rotation(following: list[str]) -> int:
     """Clockwise degrees from the display matrix (which ffmpeg states counter-clockwise)."""
     match = _stream_side_data(following, _ROTATION)
     return round(-float(match["deg"]) / 90) * 90 % 360 if match else 0
+
+
+_CREATION = re.compile(
+    r"^\s*(?P<tag>com\.apple\.quicktime\.creationdate|creation_time)\s*: (?P<value>\S+)", re.M
+)
+# Cameras without a clock write 1904 or 1970 (the formats' zero): no creation time at all.
+_EARLIEST_PLAUSIBLE_YEAR = 1990
+
+
+def recorded_at(stderr: str) -> float | None:
+    """When recording began, as seconds since the epoch in the recording's local time: Apple's
+    creationdate carries the local offset; creation_time is UTC (all a file may say)."""
+    found = {m["tag"]: m["value"] for m in reversed(list(_CREATION.finditer(stderr)))}
+    for tag in ("com.apple.quicktime.creationdate", "creation_time"):
+        moment = _moment(found.get(tag))
+        if moment is not None:
+            offset = moment.utcoffset()
+            return moment.timestamp() + (offset.total_seconds() if offset else 0.0)
+    return None
+
+
+def _moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.year < _EARLIEST_PLAUSIBLE_YEAR:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _duration(stderr: str) -> float | None:

@@ -22,6 +22,7 @@ from typing import IO
 from chalicelib.domain.plan import RenderPlan
 from chalicelib.errors import DeadlineExceeded, LapseError, RenderCancelled, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason, stderr_tail
+from chalicelib.media.finishing import finishing_filters
 from chalicelib.media.keyframe_fetch import annexb_keyframes
 from chalicelib.media.mp4index import IndexUnsupported, VideoIndex, read_index
 from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
@@ -138,55 +139,14 @@ def build_render_command(
     For "seek" it reads raw yuv420p frames on stdin (`seek.sample_frames(source, plan)`), already
     sampled and scaled, and only turns them upright. Everything after the input is shared.
     """
-    if plan.strategy == "ranges":
-        reading = [
-            "-threads", str(plan.threads), "-max_pixels", str(plan.max_pixels),
-            "-f", _RAW_FORMATS[plan.codec], "-framerate", str(plan.output_fps),
-            "-protocol_whitelist", "pipe", "-i", "pipe:0", "-map", "0:0",
-        ]  # fmt: skip
-        # Raw H.264/HEVC carries no display matrix and no timestamps: turn and time it here.
-        filters = [
-            *orientation_filters(plan.rotation, plan.mirrored),
-            *picture_filters(plan),
-            "setsar=1",
-            f"setpts=N/{plan.output_fps}/TB",
-        ]
-    elif plan.strategy == "seek":
-        # PyAV hands over frames as stored; the display matrix is applied here, as the CLI would.
-        stored = (
-            (plan.output_height, plan.output_width)
-            if plan.rotation in (90, 270)
-            else (
-                plan.output_width,
-                plan.output_height,
-            )
-        )
-        reading = [
-            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{stored[0]}x{stored[1]}",
-            "-framerate", str(plan.output_fps), "-protocol_whitelist", "pipe", "-i", "pipe:0",
-            "-map", "0:0",
-        ]  # fmt: skip
-        filters = [
-            *orientation_filters(plan.rotation, plan.mirrored),
-            *picture_filters(plan),
-            "setsar=1",
-        ]
-    else:
-        keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
-        reading = [
-            *(keyframes_only if plan.strategy == "keyframes" else []),
-            "-threads",
-            str(plan.threads),
-            *input_args(source, max_pixels=plan.max_pixels, input_format=plan.input_format),
-            "-map",
-            f"0:{plan.stream_index}",
-        ]
-        filters = [
-            f"select='{plan.select_expression}'",
-            *picture_filters(plan),
-            "setsar=1",
-            f"setpts=N/{plan.output_fps}/TB",
-        ]
+    reading, picking = _reading(source, plan)
+    filters = [
+        *picking,
+        *picture_filters(plan),
+        "setsar=1",
+        *finishing_filters(plan),
+        f"setpts=N/{plan.output_fps}/TB",
+    ]
     return [
         *base_args(ffmpeg),
         "-loglevel",
@@ -199,6 +159,41 @@ def build_render_command(
         *reading,
         *encoder_args(plan, output_path, filters),
     ]
+
+
+def _reading(source: str, plan: RenderPlan) -> tuple[list[str], list[str]]:
+    """How ffmpeg reads `plan`'s input, and the filters that pick and turn the kept frames."""
+    if plan.strategy == "ranges":
+        reading = [
+            "-threads", str(plan.threads), "-max_pixels", str(plan.max_pixels),
+            "-f", _RAW_FORMATS[plan.codec], "-framerate", str(plan.output_fps),
+            "-protocol_whitelist", "pipe", "-i", "pipe:0", "-map", "0:0",
+        ]  # fmt: skip
+        # Raw H.264/HEVC carries no display matrix and no timestamps: turn and time it here.
+        return reading, orientation_filters(plan.rotation, plan.mirrored)
+    if plan.strategy == "seek":
+        # PyAV hands over frames as stored; the display matrix is applied here, as the CLI would.
+        stored = (
+            (plan.output_height, plan.output_width)
+            if plan.rotation in (90, 270)
+            else (plan.output_width, plan.output_height)
+        )
+        reading = [
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{stored[0]}x{stored[1]}",
+            "-framerate", str(plan.output_fps), "-protocol_whitelist", "pipe", "-i", "pipe:0",
+            "-map", "0:0",
+        ]  # fmt: skip
+        return reading, orientation_filters(plan.rotation, plan.mirrored)
+    keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
+    reading = [
+        *(keyframes_only if plan.strategy == "keyframes" else []),
+        "-threads",
+        str(plan.threads),
+        *input_args(source, max_pixels=plan.max_pixels, input_format=plan.input_format),
+        "-map",
+        f"0:{plan.stream_index}",
+    ]
+    return reading, [f"select='{plan.select_expression}'"]
 
 
 def encoder_args(plan: RenderPlan, output_path: Path, filters: list[str]) -> list[str]:

@@ -205,6 +205,19 @@ class Renderer(Protocol):
         should_stop: Callable[[], bool],
         deadline: float | None,
     ) -> Rendered: ...
+    def find_idle(
+        self,
+        url: str,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> tuple[tuple[float, float], ...]:
+        """Source ranges (seconds) to leave out as idle, from `plan`'s sampled frames."""
+        ...
+
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None: ...
 
 

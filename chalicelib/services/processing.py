@@ -23,7 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.domain.keys import poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.parts import MULTIPART_THRESHOLD
-from chalicelib.domain.plan import check_source_limits, plan_timelapse
+from chalicelib.domain.plan import RenderPlan, check_source_limits, plan_timelapse
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import (
     ConflictError,
@@ -330,6 +330,16 @@ class ProcessingService:
             options=timelapse.options,
         )
         heartbeat.advance(Stage.RENDERING, source=source_api)
+        if timelapse.options.skip_idle:
+            plan = self._without_idle(
+                timelapse,
+                url,
+                plan,
+                described=described,
+                heartbeat=heartbeat,
+                work_dir=work_dir,
+                deadline=deadline,
+            )
         video = work_dir / "timelapse.mp4"
         started = time.monotonic()
         result = self.media.render(
@@ -366,8 +376,43 @@ class ProcessingService:
             "durationSeconds": round(result.duration_seconds, 3),
             "sizeBytes": result.size_bytes,
             "speedup": round(source.duration_seconds / max(result.duration_seconds, 1e-3), 2),
-            "idleSecondsSkipped": 0,
+            "idleSecondsSkipped": round(plan.idle_seconds_skipped, 3),
         }
+
+    def _without_idle(
+        self,
+        timelapse: Timelapse,
+        url: str,
+        plan: RenderPlan,
+        *,
+        described: Described,
+        heartbeat: Heartbeat,
+        work_dir: Path,
+        deadline: float | None,
+    ) -> RenderPlan:
+        """The plan again, leaving out the idle stretches its own sampled frames show."""
+        started = time.monotonic()
+        dropped = self.media.find_idle(
+            url,
+            plan,
+            described,
+            work_dir=work_dir,
+            should_stop=lambda: heartbeat.lost,
+            deadline=deadline,
+        )
+        logger.info(
+            "idle scanned",
+            extra={"seconds": round(time.monotonic() - started, 2), "stretches": len(dropped)},
+        )
+        return plan_timelapse(
+            described.info,
+            timelapse.target_seconds,
+            self.limits,
+            indexed=described.indexed,
+            speed=timelapse.speed,
+            options=timelapse.options,
+            dropped=dropped,
+        )
 
     def _upload(
         self,

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import Api
-from tests.support import count_frames, describe, make_clip
+from tests.support import count_frames, describe, ffmpeg, make_clip, psnr, rgb_pixels
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -79,3 +79,68 @@ def test_bad_options_answer_400_with_a_reason(
     answer = alice.request("POST", "/timelapses", json=body)
     assert answer.status_code == 400, answer.text
     assert reason in answer.json()["error"]["message"]
+
+
+FONT = Path(__file__).resolve().parents[2] / "chalicelib" / "fonts" / "DejaVuSansMono-Bold.ttf"
+
+
+@pytest.fixture(scope="module")
+def screen_recording(media: Path) -> Path:
+    """10 minutes of a small screen recording: 2 min of activity, 6 min of a still page where
+    only the cursor blinks, 2 min of activity; recorded at 14:03:27 UTC."""
+    path = media / "screen-idle.mp4"
+    still = (
+        f"color=c=0xf0f0f0:size=320x180:rate=10:duration=360,"
+        f"drawtext=fontfile={FONT}:text='def main()\\:':x=20:y=20:fontsize=12:fontcolor=black,"
+        "drawbox=x=100:y=20:w=2:h=12:color=black:t=fill:enable='lt(mod(t\\,1.06)\\,0.53)'"
+    )
+    active = "testsrc2=size=320x180:rate=10:duration=120"
+    ffmpeg(
+        "-f", "lavfi", "-i", active, "-f", "lavfi", "-i", still, "-f", "lavfi", "-i", active,
+        "-filter_complex", "[0][1][2]concat=n=3:v=1:a=0,format=yuv420p",
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-g", "10",
+        "-metadata", "creation_time=2026-11-29T14:03:27Z", str(path),
+    )  # fmt: skip
+    return path
+
+
+def test_skip_idle_leaves_out_the_idle_stretch(
+    alice: Api, screen_recording: Path, tmp_path: Path
+) -> None:
+    whole = alice.submit(screen_recording, speed=30)
+    cut = alice.submit(screen_recording, speed=30, skipIdle=True)
+
+    whole_done = alice.wait_for(whole["timelapse"]["id"])
+    cut_done = alice.wait_for(cut["timelapse"]["id"])
+    assert whole_done["output"]["durationSeconds"] == pytest.approx(20, abs=0.2)
+    assert whole_done["output"]["idleSecondsSkipped"] == 0
+    # 4 active minutes at speed 30 are 8 s; a third of a second of the idle stretch stays in.
+    assert cut_done["output"]["durationSeconds"] == pytest.approx(8.4, abs=0.4)
+    assert cut_done["output"]["idleSecondsSkipped"] == pytest.approx(350, abs=12)
+    assert abs(count_frames(str(_download(cut_done, tmp_path))) - 252) <= 12
+
+
+def _corner(path: Path, at_seconds: float) -> bytes:
+    """The bottom-left corner (where the timestamp goes) of one frame, grey, 64x16."""
+    return rgb_pixels(path, size=(64, 16), at_seconds=at_seconds, before="crop=iw/2:ih/6:0:ih*5/6,")
+
+
+def test_timestamp_and_deflicker_complete_and_stamp_the_corner(
+    alice: Api, screen_recording: Path, tmp_path: Path
+) -> None:
+    plain = alice.submit(screen_recording, speed=30)
+    stamped = alice.submit(screen_recording, speed=30, timestamp=True, deflicker=True)
+
+    plain_video = _download(alice.wait_for(plain["timelapse"]["id"]), tmp_path)
+    done = alice.wait_for(stamped["timelapse"]["id"])
+    stamped_video = _download(done, tmp_path)
+    assert done["options"]["timestamp"] is done["options"]["deflicker"] is True
+    assert done["output"]["durationSeconds"] == pytest.approx(20, abs=0.2)
+    # The idle page (output 6 s: source 180 s) is flat grey in the corner, unless stamped.
+    assert psnr(_corner(plain_video, 6), _corner(stamped_video, 6)) < 25
+    # Away from the corner the picture is the same.
+    top = rgb_pixels(plain_video, size=(32, 9), at_seconds=6, before="crop=iw:ih/2:0:0,")
+    assert (
+        psnr(top, rgb_pixels(stamped_video, size=(32, 9), at_seconds=6, before="crop=iw:ih/2:0:0,"))
+        > 30
+    )
