@@ -33,6 +33,7 @@ from lapse_cli.client import (
     upload,
     wait_for_end,
 )
+from lapse_cli.options import add_option_flags, option_fields
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -78,6 +79,7 @@ def run_submit(args: argparse.Namespace) -> int:
     }
     if args.target_seconds is not None:
         body["targetSeconds"] = args.target_seconds
+    body.update(option_fields(args))
     if args.callback_url:
         body["callbackUrl"] = args.callback_url
     created = client.request("POST", "/timelapses", body)
@@ -274,6 +276,7 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     submit.add_argument("file", type=Path, help="the video to upload")
     submit.add_argument("--project", default="cli", help="projectId (default %(default)s)")
     submit.add_argument("--target-seconds", type=float, help="length of the timelapse")
+    add_option_flags(submit)
     submit.add_argument("--content-type", help="video MIME type (default: from the extension)")
     submit.add_argument("--callback-url", help="webhook URL told of the end")
     submit.add_argument("--wait", action="store_true", help="wait for the end; print the URL")

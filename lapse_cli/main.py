@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.domain.limits import Limits
-from chalicelib.domain.plan import check_source_limits, plan_timelapse
+from chalicelib.domain.plan import RenderPlan, check_source_limits, plan_timelapse
+from chalicelib.domain.requests import pace
 from chalicelib.errors import LapseError
 from chalicelib.media.ffmpeg import locate_ffmpeg
+from chalicelib.media.idle_scan import find_idle
 from chalicelib.media.render import RenderResult, make_poster, render_timelapse
 from chalicelib.media.source import describe_source
 from lapse_cli.commands import EXIT_ERROR, EXIT_INTERRUPTED, add_client_commands
+from lapse_cli.options import add_option_flags, option_fields, render_options
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,9 +37,10 @@ def add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--target-seconds",
         type=float,
-        default=Limits().default_target_seconds,
-        help="length of the timelapse (never longer than the source; default %(default)s)",
+        help="length of the timelapse (never longer than the source; default "
+        f"{Limits().default_target_seconds:g})",
     )
+    add_option_flags(parser)
     parser.add_argument("--poster", type=Path, help="also write a JPEG poster here")
     parser.add_argument("--ffmpeg", default=os.environ.get("LAPSE_FFMPEG"), help="ffmpeg binary")
     parser.add_argument("--quiet", action="store_true", help="print only the result")
@@ -46,19 +50,38 @@ def add_render(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run_render(args: argparse.Namespace) -> int:
     limits = Limits()
-    if not limits.min_target_seconds <= args.target_seconds <= limits.max_target_seconds:
-        print(
-            f"--target-seconds must be between {limits.min_target_seconds:g} and "
-            f"{limits.max_target_seconds:g}",
-            file=sys.stderr,
-        )
+    try:
+        body = {"targetSeconds": args.target_seconds, **option_fields(args)}
+        target, speed = pace(body, limits)
+    except LapseError as exc:
+        print(f"lapse render: {exc.message}", file=sys.stderr)
         return 2
+    options = render_options(args)
     ffmpeg = locate_ffmpeg(args.ffmpeg)
     started = time.monotonic()
     described = describe_source(args.input, ffmpeg=ffmpeg)
     info = described.info
     check_source_limits(info, limits)
-    plan = plan_timelapse(info, args.target_seconds, limits, indexed=described.index is not None)
+    indexed = described.index is not None
+
+    def planned(dropped: tuple[tuple[float, float], ...] = ()) -> RenderPlan:
+        return plan_timelapse(
+            info, target, limits, indexed=indexed, speed=speed, options=options, dropped=dropped
+        )
+
+    plan = planned()
+    if options.skip_idle:
+        with tempfile.TemporaryDirectory(prefix="lapse-") as work:
+            plan = planned(
+                find_idle(
+                    args.input,
+                    plan,
+                    ffmpeg=ffmpeg,
+                    work_dir=Path(work),
+                    should_stop=lambda: False,
+                    index=described.index,
+                )
+            )
     say = _say(args.quiet)
     say(
         f"source: {info.display_width}x{info.display_height} {info.fps:g} fps "
@@ -68,7 +91,7 @@ def run_render(args: argparse.Namespace) -> int:
     say(
         f"plan: {plan.strategy}, {plan.frame_count} frames "
         f"({plan.expected_duration_seconds:.1f} s, {plan.speedup:.1f}x faster), "
-        f"{plan.output_width}x{plan.output_height}"
+        f"{plan.output_width}x{plan.output_height}, {plan.idle_seconds_skipped:.0f} s idle left out"
     )
     with tempfile.TemporaryDirectory(prefix="lapse-") as work:
         result = render_timelapse(

@@ -263,3 +263,39 @@ def test_render_prints_json(clip_5s: Path, tmp_path: Path) -> None:
     assert result["output"] == str(out)
     assert result["sizeBytes"] == out.stat().st_size
     assert 0.5 < result["durationSeconds"] <= 1.1
+
+
+def test_submit_passes_the_option_flags(
+    stack: RunningStack, token: str, alice: Api, clip_5s: Path
+) -> None:
+    done = lapse(
+        stack, "submit", str(clip_5s), "--project", "p-cli", "--speed", "5", "--fps", "24",
+        "--resolution", "720p", "--timestamp", "--deflicker", "--json", token=token,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = alice.get(json.loads(done.stdout)["id"])
+    assert (record["speed"], record["targetSeconds"]) == (5, None)
+    assert record["options"] == {
+        "fps": 24, "resolution": "720p", "skipIdle": False, "timestamp": True, "deflicker": True,
+    }  # fmt: skip
+
+
+def test_render_takes_the_option_flags_and_refuses_speed_with_a_length(
+    clip_5s: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fast.mp4"
+    command = [sys.executable, "-m", "lapse_cli", "render", str(clip_5s), "-o", str(out), "--json"]
+    done = subprocess.run(
+        [*command, "--speed", "5", "--fps", "60", "--resolution", "720p", "--timestamp",
+         "--deflicker", "--skip-idle"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["fps"], result["frameCount"]) == (60, 60)  # 5 s / 5 = 1 s at 60 fps
+    refused = subprocess.run(
+        [*command, "--speed", "5", "--target-seconds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "not both" in refused.stderr
