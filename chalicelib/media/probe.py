@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from chalicelib.domain.color import ColorInfo
+from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import SourceInfo
 from chalicelib.errors import InvalidMediaError, RenderError
 from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason
@@ -68,7 +69,6 @@ _TRANSPOSE_DIR = re.compile(r"Setting 'dir' to value '(?P<dir>\w+)'")
 # What the ffmpeg CLI inserts to show a display matrix → (clockwise rotation, mirrored), the
 # mirror taken after the rotation.
 _AUTOROTATE: dict[str, tuple[int, bool]] = {
-    "": (0, False),
     "hflip": (0, True),
     "vflip": (180, True),
     "hflip,vflip": (180, False),
@@ -208,7 +208,9 @@ def probe(
             keyframe_count=count,
         )
     if has_matrix:
-        rotation, mirrored = _orientation(source, info, ffmpeg=ffmpeg, timeout=timeout_seconds)
+        rotation, mirrored = _orientation(
+            source, info, ffmpeg=ffmpeg, timeout=timeout_seconds, max_pixels=max_pixels
+        )
         info = replace(info, rotation=rotation, mirrored=mirrored)
     if scan_keyframes and info.format_name.startswith(_INDEXED_FORMAT):
         _check_tail(source, info, ffmpeg=ffmpeg, timeout_seconds=timeout_seconds)
@@ -347,7 +349,9 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> tuple[SourceInfo
     return info, video.has_matrix
 
 
-def _orientation(source: str, info: SourceInfo, *, ffmpeg: str, timeout: float) -> tuple[int, bool]:
+def _orientation(
+    source: str, info: SourceInfo, *, ffmpeg: str, timeout: float, max_pixels: int | None
+) -> tuple[int, bool]:
     """Clockwise rotation and mirroring of a display matrix, as the ffmpeg CLI shows it.
 
     ffmpeg's stream summary states only an angle: a mirrored matrix (front cameras) reads as a
@@ -358,7 +362,12 @@ def _orientation(source: str, info: SourceInfo, *, ffmpeg: str, timeout: float) 
         *base_args(ffmpeg),
         "-loglevel",
         "debug",
-        *input_args(source, input_format=info.format_name.split(",")[0]),
+        # It decodes a frame: never one larger than the limit (the plan refuses those after).
+        *input_args(
+            source,
+            max_pixels=max_pixels or Limits().max_pixels,
+            input_format=info.format_name.split(",")[0],
+        ),
         "-map",
         f"0:{info.stream_index}",
         "-frames:v",
@@ -373,6 +382,10 @@ def _orientation(source: str, info: SourceInfo, *, ffmpeg: str, timeout: float) 
         return info.rotation, False
     log = completed.stderr.decode("utf-8", "replace")
     names = sorted({m["name"] for m in _DEBUG_FILTER.finditer(log)})
+    if completed.returncode != 0 or not names:
+        # No frame went through (a damaged one, or one beyond the pixel limit): no filters were
+        # inserted, so keep what the summary says.
+        return info.rotation, False
     if "transpose" in names:
         direction = _TRANSPOSE_DIR.search(log)
         names = [f"transpose={direction['dir'] if direction else ''}"]

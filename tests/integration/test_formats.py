@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import SourceInfo, output_size, plan_timelapse
+from chalicelib.errors import InvalidMediaError
 from chalicelib.media.ffmpeg import ALLOWED_DEMUXERS
 from chalicelib.media.probe import probe
 from chalicelib.media.render import (
@@ -226,3 +227,21 @@ def test_the_bundled_ffmpeg_has_what_the_formats_need() -> None:
         assert f" {name} " in demuxers, name
     for name in ("h264", "hevc", "vp8", "vp9", "prores", "mjpeg", "av1"):
         assert f" {name} " in decoders, name
+
+
+def test_the_orientation_pass_decodes_no_frame_beyond_the_limit(tmp_path: Path) -> None:
+    # Given one 8192x8192 frame (67 Mpixel, over the 8K limit) behind a mirrored display matrix
+    huge = tmp_path / "huge.mp4"
+    run(
+        "-f", "lavfi", "-i", "color=c=black:size=8192x8192:rate=1", "-frames:v", "1",
+        "-c:v", "libx264", "-preset", "ultrafast", "-qp", "51", "-level", "6.2",
+        "-pix_fmt", "yuv420p", str(tmp_path / "stored.mp4"),
+    )  # fmt: skip
+    run("-display_rotation", "90", "-display_hflip", "-i", str(tmp_path / "stored.mp4"),
+        "-c", "copy", str(huge))  # fmt: skip
+    # Then the probe does not decode it to learn the mirror (the summary's angle stands)
+    info = probe(str(huge), ffmpeg=FFMPEG)
+    assert (info.rotation, info.mirrored) == (270, False)
+    # and the plan refuses it with a reason
+    with pytest.raises(InvalidMediaError, match="8192x8192"):
+        plan_timelapse(info, TARGET_SECONDS, LIMITS)
