@@ -136,6 +136,20 @@ async function uploadMultipart (file, state, firstUrls) {
   await call('POST', `/timelapses/${id}/upload/complete`, { parts })
 }
 
+// The options of API.md v1.1: a speed replaces the length; unset fields take the API's defaults.
+function timelapseOptions () {
+  const speed = Number($('speed').value) || undefined
+  return {
+    targetSeconds: speed ? undefined : Number($('target').value) || undefined,
+    speed,
+    fps: Number($('fps').value),
+    resolution: $('resolution').value,
+    skipIdle: $('skip-idle').checked,
+    timestamp: $('timestamp').checked,
+    deflicker: $('deflicker').checked,
+  }
+}
+
 async function start (file) {
   stop()
   job = { id: null, file, xhrs: new Set(), stopped: false }
@@ -148,7 +162,7 @@ async function start (file) {
     } else {
       const created = await call('POST', '/timelapses', {
         projectId: $('project').value,
-        targetSeconds: Number($('target').value) || undefined,
+        ...timelapseOptions(),
         contentType: file.type || TYPES[file.name.split('.').pop().toLowerCase()] || 'application/octet-stream',
         sizeBytes: file.size,
         filename: file.name,

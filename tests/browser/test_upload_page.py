@@ -79,3 +79,23 @@ def test_multipart_upload_resumes_after_a_reload(
     expect(page.locator("#detail")).to_contain_text(re.compile(r"resumed: [1-9]\d* of \d+ parts"))
     expect(page.locator("#status")).to_have_attribute("data-status", "complete", timeout=90_000)
     expect(page.locator("#resume")).to_be_hidden()
+
+
+def test_the_option_controls_reach_the_timelapse(
+    page: Page, web_url: str, stack: RunningStack, clip_5s: Path
+) -> None:
+    _sign_in(page, web_url, "page-options")
+    page.fill("#speed", "5")
+    page.select_option("#fps", "24")
+    page.select_option("#resolution", "720p")
+    page.check("#timestamp")
+    page.check("#deflicker")
+    page.set_input_files("#file", str(clip_5s))
+    expect(page.locator("#status")).to_have_attribute("data-status", "complete", timeout=90_000)
+    listed = stack.api("page-options").request("GET", "/projects/p-web/timelapses").json()
+    record = listed["items"][0]
+    assert (record["speed"], record["targetSeconds"]) == (5, None)
+    assert record["options"] == {
+        "fps": 24, "resolution": "720p", "skipIdle": False, "timestamp": True, "deflicker": True,
+    }  # fmt: skip
+    assert record["output"]["fps"] == 24

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from chalicelib.domain.limits import Limits
+from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import InvalidMediaError
 from chalicelib.services import processing
@@ -236,3 +237,23 @@ def test_a_worker_whose_lease_was_taken_over_deletes_nothing_of_its_successor(
     assert world.record().lease_owner == "successor"
     assert world.storage.head(f"timelapses/{TIMELAPSE_ID}.mp4") is not None
     assert world.notifier.ended == []
+
+
+def test_skip_idle_scans_the_plan_then_renders_it_without_the_idle_ranges(world: World) -> None:
+    world.media.idle = ((120.0, 480.0),)
+    uploaded(world, target_seconds=None, speed=30.0, options=RenderOptions(skip_idle=True))
+    world.service.object_created(TIMELAPSE_ID, KEY)
+    done = world.record()
+    assert done.status is Status.COMPLETE
+    assert done.output is not None
+    assert done.output["idleSecondsSkipped"] == 360
+    assert [plan.dropped for plan in world.media.scanned] == [()]
+    assert [plan.dropped for plan in world.media.rendered] == [((120.0, 480.0),)]
+    assert world.media.rendered[0].expected_duration_seconds == pytest.approx(8)
+
+
+def test_without_skip_idle_nothing_is_scanned(world: World) -> None:
+    uploaded(world)
+    world.service.object_created(TIMELAPSE_ID, KEY)
+    assert world.record().output["idleSecondsSkipped"] == 0  # type: ignore[index]
+    assert world.media.scanned == []
