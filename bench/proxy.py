@@ -74,9 +74,9 @@ class Connection:
                     traffic.add(requests=1)
                     if self.network.first_byte_seconds:
                         time.sleep(self.network.first_byte_seconds)
+                traffic.add(up=len(chunk))
                 pacer.wait(len(chunk))
                 self.upstream.sendall(chunk)
-                traffic.add(up=len(chunk))
         self.close()
 
     def relay_down(self, traffic: Traffic) -> None:
@@ -84,9 +84,9 @@ class Connection:
         with contextlib.suppress(OSError):
             while chunk := self.upstream.recv(CHUNK_BYTES):
                 self.answered = True
+                traffic.add(down=len(chunk))  # taken from storage, before the client has it
                 pacer.wait(len(chunk))
                 self.client.sendall(chunk)
-                traffic.add(down=len(chunk))
         self.close()
 
     def close(self) -> None:
