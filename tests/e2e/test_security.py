@@ -2,7 +2,9 @@
 in lapse's `{"error": {code, message}}` shape (or fail the record with a reason), leaving nothing
 open behind it.
 
-Categories: malformed requests, filenames, path parameters.
+Categories: malformed requests and refusals before the app, filenames, path parameters, webhook
+targets, Uppy uploadIds bound to their record, re-checks before any render, the upload window,
+Idempotency-Key.
 """
 
 from __future__ import annotations
