@@ -406,3 +406,32 @@ def test_dev_token_is_served_locally(stack: RunningStack) -> None:
     )
     assert listed.status_code == 200, listed.text
     assert requests.post(f"{url}/dev/token", json={}, timeout=10).status_code == 400
+
+
+def test_the_timelapse_options_ride_along_on_both_uppy_paths(alice: Api, clip_5s: Path) -> None:
+    # Uppy 6: the front end's fields, as JSON
+    signed = _signed(
+        alice, method="PUT", key="3f1c-desk.mp4", contentType="video/mp4", projectId="p-uppy",
+        speed=5, fps=60, resolution="720p", skipIdle=True,
+    )  # fmt: skip
+    record = alice.get(signed["timelapseId"])
+    assert (record["speed"], record["options"]["fps"], record["options"]["skipIdle"]) == (
+        5,
+        60,
+        True,
+    )
+    # Uppy 4–5: metadata as text in the query
+    query = {
+        "filename": "desk.mp4", "type": "video/mp4", "metadata[projectId]": "p-uppy",
+        "metadata[fps]": "24", "metadata[resolution]": "720p", "metadata[timestamp]": "true",
+        "metadata[deflicker]": "false",
+    }  # fmt: skip
+    answer = alice.request("GET", "/s3/params", params=query)
+    assert answer.status_code == 200, answer.text
+    options = alice.get(answer.json()["timelapseId"])["options"]
+    assert options == {
+        "fps": 24, "resolution": "720p", "skipIdle": False, "timestamp": True, "deflicker": False,
+    }  # fmt: skip
+    refused = alice.request("GET", "/s3/params", params={**query, "metadata[fps]": "29.97"})
+    assert refused.status_code == 400
+    assert "fps must be one of" in refused.text
