@@ -367,15 +367,20 @@ def _strategy(source: SourceInfo, interval: float, *, indexed: bool) -> Strategy
 
 def _preset(strategy: Strategy) -> str:
     # With keyframes only, encoding is most of the job (1080p, 300 frames: decoding 0.5 s, encoding
-    # 3.3 s at veryfast, 2.8 s at superfast); decode_all is bound by decoding: keep veryfast there.
-    return "veryfast" if strategy == "decode_all" else "superfast"
+    # 3.3 s at veryfast, 2.6 s at superfast, 1.5 s at ultrafast); decode_all is bound by decoding:
+    # keep veryfast there.
+    return "veryfast" if strategy == "decode_all" else "ultrafast"
 
 
 def _crf(strategy: Strategy) -> int:
     # Measured with bench/render.py, 1080p, 300 keyframes, SSIM against the slow pipeline's output:
     # veryfast CRF 23 8.9 MB 0.994 (3.9 s); superfast CRF 23 14.8 MB 0.995 (3.4 s);
-    # superfast CRF 25 12.3 MB 0.995 (3.1 s). Sparse samples differ a lot frame to frame.
-    return 23 if strategy == "decode_all" else 25
+    # superfast CRF 25 12.3 MB 0.995 (3.1 s). Again at the end of session 2 (10-min 1080p30 source,
+    # keyframes decoded from disk, encode seconds): superfast CRF 25 12.3 MB 0.9946 (2.6 s);
+    # ultrafast CRF 25 18.8 MB 0.9949 (1.4 s); ultrafast CRF 27 16.5 MB 0.9946 (1.5 s): the same
+    # SSIM as superfast CRF 25 in 57 % of the time for 34 % more bytes — the product path's render
+    # is mostly this encode. Sparse samples differ a lot frame to frame.
+    return 23 if strategy == "decode_all" else 27
 
 
 def _x264_params(strategy: Strategy) -> str:

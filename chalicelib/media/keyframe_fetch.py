@@ -24,7 +24,8 @@ from chalicelib.errors import RenderError
 from chalicelib.media.mp4index import Keyframe, VideoIndex
 from chalicelib.media.ranges import RangeSource
 
-CONCURRENCY = 8
+# 16 requests in flight: ~300 keyframes at 20 ms to the first byte cost ~0.4 s of waiting, not 0.8.
+CONCURRENCY = 16
 # Neighbouring keyframes closer than this are read in one request: at ~80 MB/s and ~20 ms to the
 # first byte, 256 KiB of unwanted bytes cost less than another request.
 MERGE_GAP_BYTES = 256 * 1024

@@ -268,7 +268,7 @@ def test_an_indexed_mp4_fetches_its_keyframes_by_range(codec: str):
     assert plan.strategy == "ranges"
     assert plan.codec == codec
     assert plan.x264_params == "bframes=0"
-    assert plan.preset == "superfast"
+    assert plan.preset == "ultrafast"
 
 
 @pytest.mark.parametrize(
