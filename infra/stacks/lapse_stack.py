@@ -216,44 +216,52 @@ class LapseStack(Stack):
         return table
 
     def _queues(self) -> tuple[sqs.Queue, sqs.Queue]:
-        dlq = sqs.Queue(
-            self,
-            "ProcessDeadLetters",
-            queue_name=self.stage.dlq_name,
-            retention_period=Duration.days(14),
-            # It has a consumer too (dead_letters), so the same rule as for the work queue holds.
-            visibility_timeout=Duration.seconds(self.stage.dlq_visibility_timeout_s),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+        # The dead-letter queue has a consumer too (dead_letters), so the same visibility rule as
+        # for the work queue holds there.
+        return self._queue_with_dead_letters(
+            "Process",
+            self.stage.queue_name,
+            self.stage.dlq_name,
+            visibility_s=self.stage.visibility_timeout_s,
+            dlq_visibility_s=self.stage.dlq_visibility_timeout_s,
         )
-        queue = sqs.Queue(
-            self,
-            "ProcessQueue",
-            queue_name=self.stage.queue_name,
-            visibility_timeout=Duration.seconds(self.stage.visibility_timeout_s),
-            retention_period=Duration.days(4),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=dlq),
-        )
-        return queue, dlq
 
     def _webhook_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         """Webhook deliveries: their own queue and dead-letter queue (drained by their own
         function, with its own reserved concurrency), so a slow receiver never holds a render."""
+        return self._queue_with_dead_letters(
+            "Webhook",
+            self.stage.webhook_queue_name,
+            self.stage.webhook_dlq_name,
+            visibility_s=self.stage.webhook_visibility_timeout_s,
+        )
+
+    def _queue_with_dead_letters(
+        self,
+        prefix: str,
+        queue_name: str,
+        dlq_name: str,
+        *,
+        visibility_s: int,
+        dlq_visibility_s: int | None = None,
+    ) -> tuple[sqs.Queue, sqs.Queue]:
+        """A work queue (4 days) and its dead-letter queue (14 days), both encrypted, TLS only."""
         dlq = sqs.Queue(
             self,
-            "WebhookDeadLetters",
-            queue_name=self.stage.webhook_dlq_name,
+            f"{prefix}DeadLetters",
+            queue_name=dlq_name,
             retention_period=Duration.days(14),
+            visibility_timeout=(
+                Duration.seconds(dlq_visibility_s) if dlq_visibility_s is not None else None
+            ),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
         queue = sqs.Queue(
             self,
-            "WebhookQueue",
-            queue_name=self.stage.webhook_queue_name,
-            visibility_timeout=Duration.seconds(self.stage.webhook_visibility_timeout_s),
+            f"{prefix}Queue",
+            queue_name=queue_name,
+            visibility_timeout=Duration.seconds(visibility_s),
             retention_period=Duration.days(4),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
