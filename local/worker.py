@@ -18,6 +18,7 @@ from chalicelib.logs import logger
 from local.config import LocalStack
 
 stopping = threading.Event()
+POLL_RETRY_SECONDS = 1.0
 
 
 class LocalContext:
@@ -55,28 +56,64 @@ Handler = Callable[[dict[str, Any], LocalContext], Any]
 
 
 def poll(stack: LocalStack, queue_url: str, handler: Handler, timeout_seconds: float) -> None:
-    """Lambda's SQS integration, one message at a time: the handler returns → delete the message."""
+    """Lambda's SQS integration, one message at a time: the handler returns → delete the message.
+
+    Like Lambda's poller it outlives any one failure: a receive or delete that fails (storage
+    restarting, a timeout under load) is logged and retried after a pause, never the end of the
+    thread — a silently dead poller would leave its queue unread while the process looks alive."""
     sqs = stack.sqs()
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    queue_arn: str | None = None
     while not stopping.is_set():
-        answer = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=1,
-            WaitTimeSeconds=1,
-            AttributeNames=["All"],
-        )
+        try:
+            if queue_arn is None:
+                queue_arn = sqs.get_queue_attributes(
+                    QueueUrl=queue_url, AttributeNames=["QueueArn"]
+                )["Attributes"]["QueueArn"]
+            answer = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=1,
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+            )
+        except Exception:
+            logger.exception("queue unreachable; polling again shortly", extra={"queue": queue_url})
+            stopping.wait(POLL_RETRY_SECONDS)
+            continue
         for message in answer.get("Messages", []):
-            try:
-                event = sqs_event(message, queue_arn, stack.region)
-                handler(event, LocalContext(timeout_seconds))
-            except Exception:
-                # As on Lambda: the message comes back after its visibility timeout, and lands
-                # in the dead-letter queue after too many receives.
-                logger.exception("handler failed; message left on the queue")
-                continue
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            _handle(
+                stack,
+                sqs=sqs,
+                queue_url=queue_url,
+                queue_arn=queue_arn,
+                message=message,
+                handler=handler,
+                timeout_seconds=timeout_seconds,
+            )
+
+
+def _handle(
+    stack: LocalStack,
+    *,
+    sqs: Any,
+    queue_url: str,
+    queue_arn: str,
+    message: Mapping[str, Any],
+    handler: Handler,
+    timeout_seconds: float,
+) -> None:
+    try:
+        handler(sqs_event(message, queue_arn, stack.region), LocalContext(timeout_seconds))
+    except Exception:
+        # As on Lambda: the message comes back after its visibility timeout, and lands
+        # in the dead-letter queue after too many receives.
+        logger.exception("handler failed; message left on the queue")
+        return
+    try:
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    except Exception:
+        # The work is done; the message comes back after its visibility timeout and the
+        # handler, idempotent as on Lambda, finds nothing left to do.
+        logger.exception("could not delete a handled message", extra={"queue": queue_url})
 
 
 def run_watchdog(interval: float) -> None:
@@ -111,26 +148,46 @@ def main() -> None:
     signal.signal(signal.SIGINT, _stop)
     threads = [
         threading.Thread(
-            target=poll, args=(stack, stack.queue_url, process_uploads, timeout), daemon=True
+            target=poll,
+            args=(stack, stack.queue_url, process_uploads, timeout),
+            name=f"processing-{n}",
+            daemon=True,
         )
-        for _ in range(concurrency)
+        for n in range(concurrency)
     ]
     threads.append(
-        threading.Thread(target=poll, args=(stack, stack.dlq_url, dead_letters, 60), daemon=True)
+        threading.Thread(
+            target=poll,
+            args=(stack, stack.dlq_url, dead_letters, 60),
+            name="dead-letters",
+            daemon=True,
+        )
     )
     # Webhooks on their own queue and thread, as on AWS their own function: a slow receiver
     # never holds a render slot.
     threads.append(
         threading.Thread(
-            target=poll, args=(stack, stack.webhook_queue_url, deliver_webhooks, 60), daemon=True
+            target=poll,
+            args=(stack, stack.webhook_queue_url, deliver_webhooks, 60),
+            name="webhooks",
+            daemon=True,
         )
     )
-    threads.append(threading.Thread(target=run_watchdog, args=(watchdog_interval,), daemon=True))
+    threads.append(
+        threading.Thread(
+            target=run_watchdog, args=(watchdog_interval,), name="watchdog", daemon=True
+        )
+    )
     for thread in threads:
         thread.start()
     logger.info("worker polling", extra={"queue": stack.queue_url, "concurrency": concurrency})
     while not stopping.wait(0.5):
-        pass
+        dead = [thread.name for thread in threads if not thread.is_alive()]
+        if dead:
+            # Never a process that looks alive with a queue nobody reads: exit, and the stack
+            # starts a new worker (as Lambda would start a new environment).
+            logger.error("worker thread died; exiting to be restarted", extra={"threads": dead})
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

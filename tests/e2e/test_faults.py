@@ -260,7 +260,10 @@ def test_a_message_that_fails_every_time_ends_in_the_dead_letter_queue(
         tid = upload(api, small_clip, targetSeconds=1)
         # Then after three failed receives the message moves to the dead-letter queue, and the
         # stack's dead-letter handler fails the record instead of losing it
-        failed = api.wait_for(tid, timeout=60)
+        try:
+            failed = api.wait_for(tid, timeout=60)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{stack.log_tail()}") from None
         assert failed["status"] == "failed", (failed, stack.log_tail())
         assert failed["error"]["code"] == "processing_failed"
         assert "repeatedly" in failed["error"]["message"]
