@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import socket
 import subprocess
@@ -101,3 +102,20 @@ def psnr(a: bytes, b: bytes) -> float:
 
 def mean_level(pixels: bytes) -> float:
     return sum(pixels) / len(pixels)
+
+
+def mean_luma_per_frame(path: Path | str) -> list[float]:
+    """Each frame's mean luma (ffmpeg signalstats YAVG, 0–255), in order."""
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-v", "error", "-i", str(path), "-map", "0:v:0", "-vf",
+         "signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG:file=-", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return [float(line.split("=", 1)[1]) for line in result.stdout.splitlines() if "YAVG=" in line]
+
+
+def luma_flicker(path: Path | str) -> float:
+    """How much the mean luma jumps from one frame to the next, on average (0–255 levels)."""
+    levels = mean_luma_per_frame(path)
+    assert len(levels) > 1, f"{path}: fewer than two frames"
+    return sum(abs(b - a) for a, b in itertools.pairwise(levels)) / (len(levels) - 1)

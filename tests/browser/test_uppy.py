@@ -130,3 +130,35 @@ def test_uppy6_written_from_the_contract_alone_uploads_without_sizes(
         assert record["status"] == "complete", record
         assert record["sizeBytes"] == {clip_5s.name: small, clip_150mb.name: large}[item["name"]]
         assert record["filename"] == item["name"]
+
+
+def test_uppy6_option_controls_travel_as_metadata_to_the_timelapse(
+    page: Page, web_url: str, stack: RunningStack, clip_5s: Path
+) -> None:
+    user = "uppy-options"
+    # Given the Uppy page with lapse-uppy.js's option controls
+    page.route(f"{CDN}**", _uppy_from_npm)
+    token = make_local_token(user, "local-dev-secret")
+    page.goto(f"{web_url}/uppy.html?{urlencode({'token': token, 'project': 'p-uppy-options'})}")
+    page.wait_for_function("window.ready === true")
+    # When the user asks for a speed instead of the length, 24 fps, 720p, skip idle and deflicker
+    options = page.locator("#options")
+    options.locator("[name=speed]").fill("2")
+    options.locator("[name=fps]").select_option("24")
+    options.locator("[name=resolution]").select_option("720p")
+    options.locator("[name=skipIdle]").check()
+    options.locator("[name=deflicker]").check()
+    # And picks a file
+    page.set_input_files("#files", [str(clip_5s)])
+    page.wait_for_function("window.result !== undefined", timeout=60_000)
+    result: dict[str, Any] = page.evaluate("window.result")
+    assert result["failed"] == [], result
+    # Then the timelapse carries every option, and is rendered with them
+    record = stack.api(user).wait_for(result["successful"][0]["timelapseId"], timeout=90)
+    assert (record["speed"], record["targetSeconds"]) == (2, None)
+    assert record["options"] == {
+        "fps": 24, "resolution": "720p", "skipIdle": True, "timestamp": False, "deflicker": True,
+    }  # fmt: skip
+    assert record["status"] == "complete", record
+    assert record["output"]["fps"] == 24
+    assert record["output"]["durationSeconds"] == pytest.approx(2.5, abs=0.2)
