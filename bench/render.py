@@ -8,7 +8,8 @@ Per input it prints: the usual pipeline (decode every frame, time-based select, 
 local file, so no download is counted against it), then the engine (probe + plan + render) once per
 strategy that applies: the planned one and, where keyframes can be sampled, both "keyframes"
 (ffmpeg reads the whole file and decodes keyframes only) and "seek" (PyAV seeks to each sample's
-keyframe). Each engine run reads the source three ways: over HTTP range requests from a local server
+keyframe: bench/seek.py, not a product strategy, PyAV is not in the Lambda package). Each engine
+run reads the source three ways: over HTTP range requests from a local server
 standing in for a presigned S3 GET on loopback, the same server made S3-like (20 ms to first byte,
 80 MB/s per connection; see bench/range_server.py), and from local disk. Also: the keyframe-decode
 floor and the encode cost of the output frames, bytes the server sent for the render (after the
@@ -33,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast, get_args
 
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import RenderPlan, Strategy, plan_timelapse
@@ -197,25 +199,32 @@ def engine_once(
 
 
 def run_engine_once(
-    source: Path, target: float, output: Path, where: str, strategy: Strategy | None
+    source: Path, target: float, output: Path, where: str, strategy: str | None
 ) -> None:
     from bench.range_server import LOOPBACK, S3_LIKE, ByteCounter, serve_directory  # noqa: PLC0415
-    from chalicelib.media.render import render_timelapse  # noqa: PLC0415
+    from chalicelib.media.render import RenderResult, render_timelapse  # noqa: PLC0415
 
     def engine(location: str, counter: ByteCounter | None) -> dict[str, float]:
         started = time.monotonic()
         info = probe(location, ffmpeg=FFMPEG)
         plan = plan_timelapse(info, target, Limits())
         if strategy and strategy != plan.strategy:
-            params = "" if strategy == "decode_all" else "bframes=0"
-            plan = dataclasses.replace(plan, strategy=strategy, x264_params=params)
+            forced: Strategy = "keyframes" if strategy == "seek" else _strategy(strategy)
+            params = "" if forced == "decode_all" else "bframes=0"
+            plan = dataclasses.replace(plan, strategy=forced, x264_params=params)
         probed = time.monotonic()
         probe_bytes = counter.bytes_sent if counter else 0
-        with tempfile.TemporaryDirectory() as work:
-            result = render_timelapse(
-                location, output, plan, ffmpeg=FFMPEG, work_dir=Path(work),
-                on_progress=lambda _: None, should_stop=lambda: False,
-            )  # fmt: skip
+        result: RenderResult
+        if strategy == "seek":
+            from bench.seek import render_seek  # noqa: PLC0415 - PyAV only for this row
+
+            result = render_seek(location, output, plan, ffmpeg=FFMPEG)
+        else:
+            with tempfile.TemporaryDirectory() as work:
+                result = render_timelapse(
+                    location, output, plan, ffmpeg=FFMPEG, work_dir=Path(work),
+                    on_progress=lambda _: None, should_stop=lambda: False,
+                )  # fmt: skip
         measured = {
             "seconds": time.monotonic() - started,
             "render_seconds": time.monotonic() - probed,
@@ -252,9 +261,17 @@ def ssim(a: Path, b: Path) -> float:
     return float("nan")
 
 
-def strategies_for(plan: RenderPlan) -> list[Strategy]:
-    """The planned strategy, and both keyframe samplers wherever either applies."""
-    if plan.strategy in ("keyframes", "seek"):
+def _strategy(name: str) -> Strategy:
+    for known in get_args(Strategy):
+        if known == name:
+            return cast(Strategy, known)
+    raise SystemExit(f"unknown strategy {name!r}")
+
+
+def strategies_for(plan: RenderPlan) -> list[str]:
+    """The planned strategy, and both keyframe samplers (ffmpeg's and PyAV's) where it is
+    "keyframes"."""
+    if plan.strategy == "keyframes":
         return ["keyframes", "seek"]
     return [plan.strategy]
 

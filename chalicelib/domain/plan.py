@@ -13,8 +13,6 @@ settings, and the strategy:
   output keeps the planned frame count. When keyframes lie up to ~10 % further apart than the
   interval asked for, the plan samples at the keyframe spacing instead (an output up to 10 %
   shorter) rather than decode every frame.
-- ``seek``: PyAV seeks to each sample's keyframe (a development extra, no longer planned:
-  ``ranges`` reads the same pictures with fewer requests and runs without PyAV).
 - ``decode_all``: decode every frame and sample by time, with a fast preset.
 
 Frames are selected by time window, not by frame number (variable frame rate sources): the first
@@ -34,7 +32,7 @@ from chalicelib.domain.limits import Limits
 from chalicelib.domain.options import RenderOptions
 from chalicelib.errors import InvalidMediaError
 
-Strategy = Literal["ranges", "keyframes", "seek", "decode_all"]
+Strategy = Literal["ranges", "keyframes", "decode_all"]
 
 # Seconds a timestamp may sit before a window boundary and still count for the next window;
 # absorbs rounding of timestamps to the stream time base.
@@ -124,9 +122,9 @@ class RenderPlan:
     threads: int = 2
     # AVI seeks poorly over HTTP (its index sits at the end, and interleaving varies): download it.
     download_first: bool = False
-    # Clockwise rotation a player applies; "seek" and "ranges" apply it themselves (raw input).
+    # Clockwise rotation a player applies; "ranges" applies it itself (raw input).
     rotation: int = 0
-    # The demuxer to name when opening the source ("seek" opens it with PyAV, not the ffmpeg CLI).
+    # The demuxer to name when ffmpeg opens the source.
     input_format: str | None = None
     # Mirrored after the rotation; paths that do not autorotate apply it with the rotation.
     mirrored: bool = False
@@ -163,11 +161,12 @@ class RenderPlan:
         return "+".join(terms)
 
     def sample_times(self) -> list[float]:
-        """Seconds from the source's start of each kept sample ("seek"): the window starts.
+        """Seconds from the source's start of each kept sample: the window starts.
 
-        "seek" keeps the first keyframe at or after each, the very frame ``select_expression``
-        keeps from a keyframes-only decode; with keyframes at most one interval apart it lies in
-        that window, so the keyframes are distinct and in order.
+        The first keyframe at or after each is the very frame ``select_expression`` keeps from a
+        keyframes-only decode; with keyframes at most one interval apart it lies in that window,
+        so the keyframes are distinct and in order. (The engine benchmark's PyAV row,
+        `bench/seek.py`, seeks to these.)
         """
         windows = math.ceil(self.source_duration_seconds / self.sample_interval_seconds)
         starts = (i * self.sample_interval_seconds for i in range(max(windows, self.frame_count)))

@@ -2,7 +2,7 @@
 every strategy: ``deflicker`` evens out brightness over neighbouring kept frames; ``timestamp``
 stamps each frame with the source time it shows.
 
-The source time comes from the plan, not from the frames: "ranges" and "seek" pipe pictures
+The source time comes from the plan, not from the frames: "ranges" pipes pictures
 without their timestamps, so every strategy numbers frames alike and ``setpts`` turns frame
 ``N`` into the start of its sampling window (``RenderPlan.source_time_expression``, dropped idle
 ranges included); ``drawtext`` formats that with ``gmtime``: the recording's wall clock when the

@@ -48,10 +48,6 @@ def find_idle(
     feed: Iterator[bytes] | None = None
     if plan.strategy == "ranges":
         feed, _stats = _keyframe_feed(source, plan, watch, index)
-    elif plan.strategy == "seek":
-        from chalicelib.media.seek import sample_frames  # noqa: PLC0415 - PyAV only when seeking
-
-        feed = sample_frames(source, plan)
     _run(command, work_dir / "ffmpeg-idle.log", plan.frame_count, lambda _p: None, watch, feed=feed)
     data = frames_path.read_bytes()
     size = width * height

@@ -16,7 +16,8 @@ mobius 24.2 dB / 118; reinhard 21.6 / 113; hable 15.9 / 96 (a dark picture); cli
 but everything above 100 nits is white, where mobius keeps 35 levels up to 500 nits.
 
 `orientation_filters` turn a stored picture upright for paths that read frames without the ffmpeg
-CLI's autorotation (PyAV); the CLI inserts exactly these for the same display matrix.
+CLI's autorotation (raw keyframes from "ranges"); the CLI inserts exactly these for the same
+display matrix.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ happens, ffmpeg is killed and reaped before this module returns or raises.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import subprocess
 import threading
@@ -28,9 +27,6 @@ from chalicelib.media.mp4index import IndexUnsupported, VideoIndex, read_index
 from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
 from chalicelib.media.probe import probe
 from chalicelib.media.ranges import ReadStats, open_range_source
-
-# PyAV (the "seek" strategy) is a development/self-hosted extra, not in the Lambda package.
-SEEK_AVAILABLE = importlib.util.find_spec("av") is not None
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +78,7 @@ def render_timelapse(
     command = build_render_command(source, output_path, plan, ffmpeg=ffmpeg)
     feed: Iterator[bytes] | None = None
     stats: ReadStats | None = None
-    if plan.strategy == "seek":
-        from chalicelib.media.seek import sample_frames  # noqa: PLC0415 - PyAV only when seeking
-
-        feed = sample_frames(source, plan)
-    elif plan.strategy == "ranges":
+    if plan.strategy == "ranges":
         feed, stats = _keyframe_feed(source, plan, watch, index)
     log_path = work_dir / "ffmpeg-render.log"
     frames = _run(command, log_path, plan.frame_count, on_progress, watch, feed=feed)
@@ -136,8 +128,8 @@ def build_render_command(
     """The ffmpeg argument list for `plan`; the benchmark runs it as is.
 
     For "keyframes" and "decode_all" ffmpeg reads `source` itself and samples with ``select``.
-    For "seek" it reads raw yuv420p frames on stdin (`seek.sample_frames(source, plan)`), already
-    sampled and scaled, and only turns them upright. Everything after the input is shared.
+    For "ranges" it reads the kept keyframes as raw H.264/HEVC on stdin and only turns them
+    upright. Everything after the input is shared.
     """
     reading, picking = _reading(source, plan)
     filters = [
@@ -170,19 +162,6 @@ def _reading(source: str, plan: RenderPlan) -> tuple[list[str], list[str]]:
             "-protocol_whitelist", "pipe", "-i", "pipe:0", "-map", "0:0",
         ]  # fmt: skip
         # Raw H.264/HEVC carries no display matrix and no timestamps: turn and time it here.
-        return reading, orientation_filters(plan.rotation, plan.mirrored)
-    if plan.strategy == "seek":
-        # PyAV hands over frames as stored; the display matrix is applied here, as the CLI would.
-        stored = (
-            (plan.output_height, plan.output_width)
-            if plan.rotation in (90, 270)
-            else (plan.output_width, plan.output_height)
-        )
-        reading = [
-            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{stored[0]}x{stored[1]}",
-            "-framerate", str(plan.output_fps), "-protocol_whitelist", "pipe", "-i", "pipe:0",
-            "-map", "0:0",
-        ]  # fmt: skip
         return reading, orientation_filters(plan.rotation, plan.mirrored)
     keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
     reading = [
@@ -315,7 +294,7 @@ def _run(
                 time.sleep(POLL_SECONDS)
         finally:
             if isinstance(feed, Generator):
-                feed.close()  # closes the source (PyAV container) now, not at garbage collection
+                feed.close()  # stops the range reads now, not at garbage collection
             _stop(process)
             progress.join()
             process.stdout.close()

@@ -96,11 +96,6 @@ def test_wide_gamut_sdr_is_converted_without_a_tone_map() -> None:
     assert TONEMAP not in filters
 
 
-def test_ten_bit_sources_are_not_sampled_through_pyav() -> None:
-    # PyAV would hand over 8-bit pictures: the tone map needs the 10-bit ones
-    assert plan_for(HLG).strategy != "seek"
-
-
 @pytest.mark.parametrize(
     ("rotation", "mirrored"), list(itertools.product((0, 90, 180, 270), (False, True)))
 )

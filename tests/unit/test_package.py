@@ -71,3 +71,9 @@ def test_the_domain_is_pure() -> None:
             for m in imported_modules(path)
             if m.startswith(("chalicelib.adapters", "chalicelib.services", "chalicelib.media"))
         }, path.name
+
+
+def test_chalicelib_never_imports_pyav() -> None:
+    # PyAV is not in the Lambda package; only the engine benchmark's "seek" row uses it.
+    for path in (ROOT / "chalicelib").rglob("*.py"):
+        assert not {m for m in imported_modules(path) if m.split(".")[0] == "av"}, path.name

@@ -1,11 +1,15 @@
-"""The "seek" strategy's reading side: one seek and one decoded keyframe per kept sample (PyAV).
+"""The engine benchmark's PyAV row ("seek"): one seek and one decoded keyframe per kept sample.
+
+Not a product strategy: PyAV is absent on Lambda and the planner never chose it once "ranges"
+read the same pictures with fewer requests (`chalicelib/media/keyframe_fetch.py`). It stays here
+so `make bench-engine` can still compare the two ways of reading only the kept keyframes.
 
 For each sample time of the plan (a window's start), the demuxer seeks to the first keyframe at or
 after it, the frame the "keyframes" path keeps too (MP4's index says where it lies, so over HTTP
 that is one ranged read of that keyframe's bytes); the decoder
 decodes that one picture (``skip_frame = NONKEY``), and the frame is scaled to the output size as
-raw yuv420p. `render.py` pipes these frames into the same encoder command every strategy uses; the
-rotation is applied there (PyAV ignores the display matrix).
+raw yuv420p. `render_seek` pipes these frames into the product's filter chain and encoder
+settings; the rotation is applied there (PyAV ignores the display matrix).
 
 Untrusted input: the demuxer is named and whitelisted, the protocols are limited to what the
 source needs, the decoder refuses frames above ``max_pixels``, and every read has a timeout.
@@ -17,8 +21,11 @@ set on the codec context itself, where an oversized stream fails to open.
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import av.error
@@ -27,7 +34,18 @@ from av.video.stream import VideoStream
 
 from chalicelib.domain.plan import RenderPlan
 from chalicelib.errors import RenderError
-from chalicelib.media.ffmpeg import ALLOWED_DEMUXERS, LOCAL_PROTOCOLS, URL_PROTOCOLS, is_url
+from chalicelib.media.ffmpeg import (
+    ALLOWED_DEMUXERS,
+    LOCAL_PROTOCOLS,
+    URL_PROTOCOLS,
+    base_args,
+    is_url,
+    stderr_reason,
+)
+from chalicelib.media.finishing import finishing_filters
+from chalicelib.media.picture import orientation_filters, picture_filters
+from chalicelib.media.probe import probe
+from chalicelib.media.render import RenderResult, encoder_args
 
 # Bytes per HTTP range request. A seek starts a new request; without a bound ffmpeg asks for the
 # rest of the file and the network (and S3's bill) carries far more than the keyframe before the
@@ -39,6 +57,52 @@ OPEN_TIMEOUT_SECONDS = 30.0
 READ_TIMEOUT_SECONDS = 30.0
 # Keyframe packets tried after one seek before giving up on that sample (damaged pictures).
 _TRIES_PER_SAMPLE = 3
+
+
+def render_seek(source: str, output_path: Path, plan: RenderPlan, *, ffmpeg: str) -> RenderResult:
+    """Render `plan`'s kept frames, read by PyAV, with the product's filters and encoder."""
+    stored = (
+        (plan.output_height, plan.output_width)
+        if plan.rotation in (90, 270)
+        else (plan.output_width, plan.output_height)
+    )
+    filters = [
+        *orientation_filters(plan.rotation, plan.mirrored),
+        *picture_filters(plan),
+        "setsar=1",
+        *finishing_filters(plan),
+        f"setpts=N/{plan.output_fps}/TB",
+    ]
+    command = [
+        *base_args(ffmpeg), "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", f"{stored[0]}x{stored[1]}",
+        "-framerate", str(plan.output_fps), "-protocol_whitelist", "pipe", "-i", "pipe:0",
+        "-map", "0:0", *encoder_args(plan, output_path, filters),
+    ]  # fmt: skip
+    frames = 0
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=log)
+        assert process.stdin is not None
+        try:
+            for frame in sample_frames(source, plan):
+                process.stdin.write(frame)
+                frames += 1
+        finally:
+            process.stdin.close()
+            process.wait()
+        log.seek(0)
+        stderr = log.read().decode("utf-8", "replace")
+    if process.returncode != 0:
+        raise RenderError(f"ffmpeg could not render this video: {stderr_reason(stderr)}")
+    info = probe(str(output_path), ffmpeg=ffmpeg)
+    return RenderResult(
+        width=info.display_width,
+        height=info.display_height,
+        fps=info.fps,
+        duration_seconds=info.duration_seconds,
+        frame_count=min(frames, plan.frame_count),
+        size_bytes=output_path.stat().st_size,
+    )
 
 
 def open_source(source: str, plan: RenderPlan) -> InputContainer:
