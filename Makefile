@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test check lint fmt unit synth layer bench bench-engine deploy clean browser reference
+.PHONY: install run test check lint fmt unit synth layer bench bench-options bench-engine deploy clean browser reference
 
 # One install at a time (flock): two make commands started together must not both run pip on
 # the same venv. pip stays below 26.3, which chalice 1.34 requires.
@@ -69,9 +69,14 @@ synth: install
 layer: install
 	bash layers/ffmpeg/build.sh
 
-# The product path against the usual pipeline (bench/product.py); QUICK=1: short sources.
+# The product path against the usual pipeline (bench/product.py), then what each timelapse option
+# adds to a render (bench/options.py); QUICK=1: short sources.
 bench: install
 	$(BIN)/python -m bench.product $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.options $(if $(QUICK),--quick)
+
+bench-options: install
+	$(BIN)/python -m bench.options $(if $(QUICK),--quick)
 
 # The render engine alone, reading from its own range server or disk (bench/render.py).
 bench-engine: install

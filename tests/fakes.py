@@ -485,6 +485,7 @@ class FakeMedia:
         # What the idle scan finds (skipIdle), and the plans it was asked about.
         self.idle: tuple[tuple[float, float], ...] = ()
         self.scanned: list[RenderPlan] = []
+        self.single_passes: list[RenderPlan] = []  # render_skipping_idle's plans, as asked
         self.rendered: list[RenderPlan] = []
 
     def describe(self, url: str) -> Described:
@@ -534,6 +535,30 @@ class FakeMedia:
     ) -> tuple[tuple[float, float], ...]:
         self.scanned.append(plan)
         return self.idle
+
+    def render_skipping_idle(
+        self,
+        url: str,
+        output: Path,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        on_progress: Callable[[int], None],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> tuple[Rendered, RenderPlan]:
+        """As a render whose own decode found `idle` (the frames there are left out)."""
+        self.single_passes.append(plan)
+        kept = [t for t in plan.sample_times() if not any(a <= t < b for a, b in self.idle)]
+        rendered = replace(plan, dropped=self.idle, frame_count=max(1, len(kept)))
+        rendered = replace(
+            rendered, expected_duration_seconds=rendered.frame_count / plan.output_fps
+        )
+        return self.render(
+            url, output, rendered, described, work_dir=work_dir, on_progress=on_progress,
+            should_stop=should_stop, deadline=deadline,
+        ), rendered  # fmt: skip
 
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:
         poster.write_bytes(b"poster")

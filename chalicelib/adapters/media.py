@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chalicelib.domain.plan import RenderPlan
-from chalicelib.media.idle_scan import find_idle
+from chalicelib.media.idle_scan import find_idle, render_skipping_idle
 from chalicelib.media.mp4index import VideoIndex
-from chalicelib.media.render import make_poster, render_timelapse
+from chalicelib.media.render import RenderResult, make_poster, render_timelapse
 from chalicelib.media.source import describe_source
 from chalicelib.services.ports import Described, ReadCount, Rendered
 
@@ -47,18 +47,33 @@ class FfmpegRenderer:
             deadline=deadline,
             index=index,
         )
-        reads = None
-        if result.source_bytes_read is not None and result.source_requests is not None:
-            reads = ReadCount(result.source_bytes_read, result.source_requests)
-        return Rendered(
-            width=result.width,
-            height=result.height,
-            fps=result.fps,
-            duration_seconds=result.duration_seconds,
-            frame_count=result.frame_count,
-            size_bytes=result.size_bytes,
-            reads=reads,
+        return _rendered(result)
+
+    def render_skipping_idle(
+        self,
+        url: str,
+        output: Path,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        on_progress: Callable[[int], None],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> tuple[Rendered, RenderPlan]:
+        index = described.handle if isinstance(described.handle, VideoIndex) else None
+        result, rendered = render_skipping_idle(
+            url,
+            output,
+            plan,
+            ffmpeg=self.ffmpeg,
+            work_dir=work_dir,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            deadline=deadline,
+            index=index,
         )
+        return _rendered(result), rendered
 
     def find_idle(
         self,
@@ -83,3 +98,18 @@ class FfmpegRenderer:
 
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:
         make_poster(video, poster, ffmpeg=self.ffmpeg, at_seconds=at_seconds)
+
+
+def _rendered(result: RenderResult) -> Rendered:
+    reads = None
+    if result.source_bytes_read is not None and result.source_requests is not None:
+        reads = ReadCount(result.source_bytes_read, result.source_requests)
+    return Rendered(
+        width=result.width,
+        height=result.height,
+        fps=result.fps,
+        duration_seconds=result.duration_seconds,
+        frame_count=result.frame_count,
+        size_bytes=result.size_bytes,
+        reads=reads,
+    )

@@ -27,14 +27,32 @@ Ranges = tuple[tuple[float, float], ...]
 
 def idle_flags(frames: Sequence[bytes]) -> list[bool]:
     """For each frame, whether it shows nothing new against the recent pictures."""
-    recent: list[bytes] = []
-    flags: list[bool] = []
+    follower = IdleFollower(beat_frames=0)
     for frame in frames:
-        idle = any(_matches(frame, picture) for picture in recent)
+        follower.keep(frame)
+    return follower.flags
+
+
+class IdleFollower:
+    """The same decision one frame at a time, as a render streams them (`keep`): a frame stays
+    in unless it is idle and its idle run has already shown `beat_frames` frames, which is the
+    cut `idle_ranges` makes of the finished `flags`."""
+
+    def __init__(self, beat_frames: int) -> None:
+        self.beat_frames = beat_frames
+        self.flags: list[bool] = []
+        self._recent: list[bytes] = []
+        self._run = 0
+
+    def keep(self, frame: bytes) -> bool:
+        idle = any(_matches(frame, picture) for picture in self._recent)
+        self.flags.append(idle)
         if not idle:
-            recent = [frame, *recent][:RECENT_PICTURES]
-        flags.append(idle)
-    return flags
+            self._recent = [frame, *self._recent][:RECENT_PICTURES]
+            self._run = 0
+            return True
+        self._run += 1
+        return self._run <= self.beat_frames
 
 
 def _matches(frame: bytes, picture: bytes) -> bool:

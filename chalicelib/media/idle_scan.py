@@ -1,24 +1,67 @@
-"""`skipIdle`'s first pass: the plan's sampled frames, tiny and grey, to find idle stretches.
+"""`skipIdle`: idle stretches found in the plan's sampled frames, tiny and grey, and left out.
 
-The pass reads exactly what the render will read (same strategy, same kept frames), scaled to
-`ANALYSIS_SIZE` grey before anything else, and writes them raw to a file; `domain.idle` decides
-from those. It decodes the kept frames once more but encodes nothing, so it costs a fraction of
-the render (measured in the README).
+Two ways, by what the length is asked as:
+
+- `render_skipping_idle` (with `speed`: the kept frames are the plan's own, minus the idle ones):
+  one decode. One ffmpeg reads the plan's frames (same strategy, same reading as the render) and
+  splits each picked frame in two: `ANALYSIS_SIZE` grey on stdout, and the finished picture (picture
+  chain, then deflicker and the timestamp, whose source time is still simply frame × interval) raw
+  on a second pipe. This process reads both in step, decides each frame as it comes
+  (`domain.idle.IdleFollower`), and writes the frames that stay to a second ffmpeg that encodes
+  them. Nothing is decoded or fetched twice; what skipIdle adds is the grey copy and the compare.
+- `find_idle` (with `targetSeconds`: the active parts fill the length, so the render samples them
+  more densely than the scan did): a first pass writes the grey frames only; the plan is made again
+  without the idle ranges, and rendered as usual. The kept frames are decoded twice.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, suppress
+from dataclasses import replace
 from pathlib import Path
+from typing import IO
 
-from chalicelib.domain.idle import ANALYSIS_SIZE, Ranges, idle_flags, idle_ranges
+from chalicelib.domain.idle import ANALYSIS_SIZE, IdleFollower, Ranges, idle_flags, idle_ranges
 from chalicelib.domain.plan import RenderPlan
-from chalicelib.media.ffmpeg import base_args, is_url
+from chalicelib.errors import LapseError, RenderError
+from chalicelib.media.ffmpeg import base_args, is_url, stderr_reason
+from chalicelib.media.finishing import finishing_filters
 from chalicelib.media.mp4index import VideoIndex
-from chalicelib.media.render import _download, _keyframe_feed, _reading, _run, _Watch
+from chalicelib.media.picture import picture_filters
+from chalicelib.media.probe import probe
+from chalicelib.media.ranges import ReadStats
+from chalicelib.media.render import (
+    POLL_SECONDS,
+    RenderResult,
+    _download,
+    _feed,
+    _keyframe_feed,
+    _Progress,
+    _reading,
+    _Reporter,
+    _run,
+    _stop,
+    _Watch,
+    encoder_args,
+)
 
 # The beat of each idle stretch that stays in: a third of a second of the timelapse.
 BEAT_OUTPUT_SECONDS = 1 / 3
+_GREY_BYTES = ANALYSIS_SIZE[0] * ANALYSIS_SIZE[1]
+_GREY = f"scale={ANALYSIS_SIZE[0]}:{ANALYSIS_SIZE[1]}:flags=area,format=gray"
+# Raw frames are written as they come: never duplicated or dropped to a constant rate (a
+# `select`ed stream keeps its source timestamps, and rawvideo would otherwise fill the gaps).
+_AS_THEY_COME = ["-fps_mode", "passthrough"]
+
+
+def beat_frames(plan: RenderPlan) -> int:
+    return max(1, round(BEAT_OUTPUT_SECONDS * plan.output_fps))
 
 
 def find_idle(
@@ -38,11 +81,9 @@ def find_idle(
         source = str(_download(source, work_dir / "source", watch))
     frames_path = work_dir / "idle-scan.gray"
     reading, picking = _reading(source, plan)
-    width, height = ANALYSIS_SIZE
     command = [
         *base_args(ffmpeg), "-loglevel", "error", "-nostats", "-progress", "pipe:1",
-        *reading, "-an", "-sn", "-dn",
-        "-vf", ",".join([*picking, f"scale={width}:{height}:flags=area", "format=gray"]),
+        *reading, "-an", "-sn", "-dn", "-vf", ",".join([*picking, _GREY]), *_AS_THEY_COME,
         "-frames:v", str(plan.frame_count), "-f", "rawvideo", str(frames_path),
     ]  # fmt: skip
     feed: Iterator[bytes] | None = None
@@ -50,9 +91,227 @@ def find_idle(
         feed, _stats = _keyframe_feed(source, plan, watch, index)
     _run(command, work_dir / "ffmpeg-idle.log", plan.frame_count, lambda _p: None, watch, feed=feed)
     data = frames_path.read_bytes()
-    size = width * height
-    frames = [data[i : i + size] for i in range(0, len(data) - size + 1, size)]
-    beat = max(1, round(BEAT_OUTPUT_SECONDS * plan.output_fps))
+    frames = [data[i : i + _GREY_BYTES] for i in range(0, len(data) - _GREY_BYTES + 1, _GREY_BYTES)]
     return idle_ranges(
-        idle_flags(frames), plan.sample_interval_seconds, beat, plan.source_duration_seconds
+        idle_flags(frames),
+        plan.sample_interval_seconds,
+        beat_frames(plan),
+        plan.source_duration_seconds,
+    )
+
+
+def render_skipping_idle(
+    source: str,
+    output_path: Path,
+    plan: RenderPlan,
+    *,
+    ffmpeg: str,
+    work_dir: Path,
+    on_progress: Callable[[int], None],
+    should_stop: Callable[[], bool],
+    deadline: float | None = None,
+    index: VideoIndex | None = None,
+) -> tuple[RenderResult, RenderPlan]:
+    """Render `plan` leaving out its idle stretches, deciding them from the same decode; the
+    result, and the plan as rendered (its `dropped` ranges and frame count)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    watch = _Watch(should_stop, deadline)
+    if is_url(source) and plan.download_first:
+        source = str(_download(source, work_dir / "source", watch))
+    feed: Iterator[bytes] | None = None
+    stats: ReadStats | None = None
+    if plan.strategy == "ranges":
+        feed, stats = _keyframe_feed(source, plan, watch, index)
+    follower = IdleFollower(beat_frames(plan))
+    with ExitStack() as stack:
+        pictures_out, pictures_in = os.pipe()
+        pictures = stack.enter_context(os.fdopen(pictures_out, "rb", buffering=1 << 20))
+        decode_log = stack.enter_context((work_dir / "ffmpeg-decode.log").open("w+b"))
+        encode_log = stack.enter_context((work_dir / "ffmpeg-render.log").open("w+b"))
+        try:
+            decoder = subprocess.Popen(
+                decode_command(source, plan, ffmpeg=ffmpeg, pictures_fd=pictures_in),
+                stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=decode_log, pass_fds=(pictures_in,),
+            )  # fmt: skip
+        finally:
+            os.close(pictures_in)  # the decoder's copy is the only writer: EOF when it ends
+        stack.callback(_stop, decoder)
+        encoder = subprocess.Popen(
+            encode_command(output_path, plan, ffmpeg=ffmpeg),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=encode_log,
+        )  # fmt: skip
+        stack.callback(_stop, encoder)
+        kept = _relay(
+            decoder, pictures, encoder,
+            follower=follower, plan=plan, watch=watch, on_progress=on_progress, feed=feed,
+        )  # fmt: skip
+        _check_exit(decoder, decode_log, "decode")
+        _check_exit(encoder, encode_log, "render")
+    dropped = idle_ranges(
+        follower.flags,
+        plan.sample_interval_seconds,
+        follower.beat_frames,
+        plan.source_duration_seconds,
+    )
+    rendered = replace(plan, dropped=dropped, frame_count=max(1, kept))
+    return _measured(output_path, kept, stats, ffmpeg, on_progress), rendered
+
+
+def decode_command(source: str, plan: RenderPlan, *, ffmpeg: str, pictures_fd: int) -> list[str]:
+    """The plan's frames, each split into grey (stdout) and the finished picture (`pictures_fd`),
+    both raw. The timestamp's source time is frame × interval: no frame is left out here."""
+    reading, picking = _reading(source, plan)
+    assert reading[-2] == "-map", reading
+    stream, reading = reading[-1], reading[:-2]
+    finished = [*picture_filters(plan), "setsar=1", *finishing_filters(plan), "format=yuv420p"]
+    graph = (
+        f"[{stream}]{','.join([*picking, 'split=2'])}[full][small];"
+        f"[small]{_GREY}[grey];[full]{','.join(finished)}[picture]"
+    )
+    frames = ["-frames:v", str(plan.frame_count), *_AS_THEY_COME, "-f", "rawvideo"]
+    return [
+        *base_args(ffmpeg), "-loglevel", "error", "-nostats", *reading, "-filter_complex", graph,
+        "-map", "[grey]", *frames, "pipe:1", "-map", "[picture]", *frames, f"pipe:{pictures_fd}",
+    ]  # fmt: skip
+
+
+def encode_command(output_path: Path, plan: RenderPlan, *, ffmpeg: str) -> list[str]:
+    """The kept pictures, raw on stdin, encoded as every render encodes."""
+    return [
+        *base_args(ffmpeg), "-loglevel", "error", "-nostats", "-progress", "pipe:1",
+        "-f", "rawvideo", "-pix_fmt", "yuv420p",
+        "-video_size", f"{plan.output_width}x{plan.output_height}",
+        "-framerate", str(plan.output_fps), "-i", "pipe:0",
+        *encoder_args(plan, output_path, []),
+    ]  # fmt: skip
+
+
+def _relay(
+    decoder: subprocess.Popen[bytes],
+    pictures: IO[bytes],
+    encoder: subprocess.Popen[bytes],
+    *,
+    follower: IdleFollower,
+    plan: RenderPlan,
+    watch: _Watch,
+    on_progress: Callable[[int], None],
+    feed: Iterator[bytes] | None,
+) -> int:
+    """Read each frame's grey and picture in step, pass on the ones that stay; the count passed."""
+    assert decoder.stdout is not None
+    assert encoder.stdin is not None
+    assert encoder.stdout is not None
+    greys = _GreyReader(decoder.stdout)
+    feeding = _Feeding(decoder, feed, watch) if feed is not None else None
+    progress = _Progress(encoder.stdout)  # drains the encoder's -progress lines
+    reporter = _Reporter(on_progress, plan.frame_count)
+    picture_bytes = plan.output_width * plan.output_height * 3 // 2
+    seen = kept = 0
+    try:
+        while picture := pictures.read(picture_bytes):
+            if len(picture) < picture_bytes:
+                break  # the decoder ended mid-frame; its exit status says why
+            grey = greys.next(watch)
+            if grey is None:
+                break
+            seen += 1
+            if follower.keep(grey):
+                encoder.stdin.write(picture)
+                kept += 1
+            watch.check()
+            reporter.report(seen)
+        encoder.stdin.close()
+        while encoder.poll() is None:
+            watch.check()
+            time.sleep(POLL_SECONDS)
+    except BrokenPipeError:
+        pass  # the encoder ended early; its exit status and log tell why
+    finally:
+        if feeding is not None:
+            feeding.join()
+        with suppress(BrokenPipeError):
+            encoder.stdin.close()
+        _stop(decoder)
+        _stop(encoder)
+        progress.join()
+    return kept
+
+
+class _GreyReader:
+    """The decoder's grey frames, read on a thread so neither of its pipes ever blocks the other."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._frames: queue.Queue[bytes | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        try:
+            while len(frame := stream.read(_GREY_BYTES)) == _GREY_BYTES:
+                self._frames.put(frame)
+        finally:
+            self._frames.put(None)
+
+    def next(self, watch: _Watch) -> bytes | None:
+        while True:
+            watch.check()
+            with suppress(queue.Empty):
+                return self._frames.get(timeout=POLL_SECONDS)
+
+
+class _Feeding:
+    """The kept keyframes ("ranges") written to the decoder's stdin on a thread; a stop or a
+    deadline there closes stdin, and the decoder's end reaches the relay."""
+
+    def __init__(
+        self, decoder: subprocess.Popen[bytes], feed: Iterator[bytes], watch: _Watch
+    ) -> None:
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(decoder, feed, watch), daemon=True)
+        self._thread.start()
+
+    def _run(self, decoder: subprocess.Popen[bytes], feed: Iterator[bytes], watch: _Watch) -> None:
+        try:
+            _feed(decoder, feed, watch, lambda: None)
+        except Exception as exc:  # handed to the relay's thread
+            self.error = exc
+            _stop(decoder)
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+        if self.error is not None:
+            raise self.error
+
+
+def _check_exit(process: subprocess.Popen[bytes], log: IO[bytes], what: str) -> None:
+    if process.returncode not in (0, None):
+        log.seek(0)
+        stderr = log.read().decode("utf-8", "replace")
+        raise RenderError(f"ffmpeg could not {what} this video: {stderr_reason(stderr)}")
+
+
+def _measured(
+    output_path: Path,
+    frames: int,
+    stats: ReadStats | None,
+    ffmpeg: str,
+    on_progress: Callable[[int], None],
+) -> RenderResult:
+    if frames == 0 or not output_path.exists() or output_path.stat().st_size == 0:
+        raise RenderError("No frame of this video could be decoded.")
+    try:
+        info = probe(str(output_path), ffmpeg=ffmpeg)
+    except LapseError as exc:
+        raise RenderError(f"The rendered video is unreadable: {exc.message}") from exc
+    on_progress(100)
+    return RenderResult(
+        width=info.display_width,
+        height=info.display_height,
+        fps=info.fps,
+        duration_seconds=info.duration_seconds,
+        frame_count=frames,
+        size_bytes=output_path.stat().st_size,
+        source_bytes_read=stats.bytes_read if stats else None,
+        source_requests=stats.requests if stats else None,
     )

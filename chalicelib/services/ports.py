@@ -205,6 +205,22 @@ class Renderer(Protocol):
         should_stop: Callable[[], bool],
         deadline: float | None,
     ) -> Rendered: ...
+    def render_skipping_idle(
+        self,
+        url: str,
+        output: Path,
+        plan: RenderPlan,
+        described: Described,
+        *,
+        work_dir: Path,
+        on_progress: Callable[[int], None],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> tuple[Rendered, RenderPlan]:
+        """Render `plan` without its idle stretches, found in the same decode of its sampled
+        frames; and the plan as rendered (`dropped`, `frame_count`)."""
+        ...
+
     def find_idle(
         self,
         url: str,

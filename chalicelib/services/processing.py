@@ -330,7 +330,7 @@ class ProcessingService:
             options=timelapse.options,
         )
         heartbeat.advance(Stage.RENDERING, source=source_api)
-        if timelapse.options.skip_idle:
+        if timelapse.options.skip_idle and timelapse.speed is None:
             plan = self._without_idle(
                 timelapse,
                 url,
@@ -342,16 +342,17 @@ class ProcessingService:
             )
         video = work_dir / "timelapse.mp4"
         started = time.monotonic()
-        result = self.media.render(
-            url,
-            video,
-            plan,
-            described,
-            work_dir=work_dir,
-            on_progress=heartbeat.report_progress,
-            should_stop=lambda: heartbeat.lost,
-            deadline=deadline,
-        )
+        rendering: dict[str, Any] = {
+            "work_dir": work_dir,
+            "on_progress": heartbeat.report_progress,
+            "should_stop": lambda: heartbeat.lost,
+            "deadline": deadline,
+        }
+        if timelapse.options.skip_idle and timelapse.speed is not None:
+            # With a speed the kept frames are the plan's own: idle is decided in the same decode.
+            result, plan = self.media.render_skipping_idle(url, video, plan, described, **rendering)
+        else:
+            result = self.media.render(url, video, plan, described, **rendering)
         render_seconds = time.monotonic() - started
         read = _source_read(described, result)
         logger.info(
@@ -390,7 +391,9 @@ class ProcessingService:
         work_dir: Path,
         deadline: float | None,
     ) -> RenderPlan:
-        """The plan again, leaving out the idle stretches its own sampled frames show."""
+        """The plan again, leaving out the idle stretches its own sampled frames show (with
+        `targetSeconds`: the active parts are then sampled more densely, so this is a pass of its
+        own)."""
         started = time.monotonic()
         dropped = self.media.find_idle(
             url,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.domain.idle import ANALYSIS_SIZE, idle_flags, idle_ranges, skipped_seconds
+from chalicelib.domain.idle import (
+    ANALYSIS_SIZE,
+    IdleFollower,
+    idle_flags,
+    idle_ranges,
+    skipped_seconds,
+)
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.plan import plan_timelapse
@@ -52,6 +58,26 @@ def test_idle_runs_keep_a_beat_and_leave_out_the_rest() -> None:
 
 def test_an_idle_tail_is_left_out_to_the_end_of_the_source() -> None:
     assert idle_ranges([False, True, True, True], 1.0, 1, 3.5) == ((2.0, 3.5),)
+
+
+def test_frame_by_frame_the_render_keeps_exactly_what_the_ranges_leave_in() -> None:
+    # Given typing, a long blinking-cursor stretch, more typing, a short pause, an idle tail
+    frames = (
+        [typed(i) for i in range(5)]
+        + [with_cursor(typed(5), i % 2 == 0) for i in range(40)]
+        + [typed(i) for i in range(6, 10)]
+        + [typed(9)] * 3
+        + [with_cursor(typed(10), i % 2 == 0) for i in range(20)]
+    )
+    # When the render decides each frame as it streams past
+    follower = IdleFollower(beat_frames=4)
+    kept = [index for index, frame in enumerate(frames) if follower.keep(frame)]
+    # Then its flags are the scan's, and it kept the frames outside the ranges left out
+    assert follower.flags == idle_flags(frames)
+    ranges = idle_ranges(follower.flags, 1.0, 4, float(len(frames)))
+    assert kept == [i for i in range(len(frames)) if not any(a <= i < b for a, b in ranges)]
+    assert len(ranges) == 2
+    assert len(kept) == len(frames) - 34 - 14  # each run: 2 new pictures, a beat of 4, the rest out
 
 
 def test_with_speed_the_timelapse_gets_shorter_by_the_idle_time() -> None:

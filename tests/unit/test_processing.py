@@ -239,17 +239,34 @@ def test_a_worker_whose_lease_was_taken_over_deletes_nothing_of_its_successor(
     assert world.notifier.ended == []
 
 
-def test_skip_idle_scans_the_plan_then_renders_it_without_the_idle_ranges(world: World) -> None:
+def test_skip_idle_with_a_speed_is_decided_in_the_render_itself(world: World) -> None:
+    # Given a 10-minute recording whose render finds 6 idle minutes, asked at speed 30
     world.media.idle = ((120.0, 480.0),)
     uploaded(world, target_seconds=None, speed=30.0, options=RenderOptions(skip_idle=True))
+    # When it is processed
     world.service.object_created(TIMELAPSE_ID, KEY)
+    # Then one pass renders the plan without its idle frames: no scan of its own
     done = world.record()
     assert done.status is Status.COMPLETE
     assert done.output is not None
     assert done.output["idleSecondsSkipped"] == 360
-    assert [plan.dropped for plan in world.media.scanned] == [()]
+    assert world.media.scanned == []
+    assert [plan.dropped for plan in world.media.single_passes] == [()]
     assert [plan.dropped for plan in world.media.rendered] == [((120.0, 480.0),)]
     assert world.media.rendered[0].expected_duration_seconds == pytest.approx(8)
+
+
+def test_skip_idle_with_a_length_scans_then_fills_it_with_the_active_parts(world: World) -> None:
+    world.media.idle = ((120.0, 480.0),)
+    uploaded(world, target_seconds=20, options=RenderOptions(skip_idle=True))
+    world.service.object_created(TIMELAPSE_ID, KEY)
+    done = world.record()
+    assert done.output is not None
+    assert done.output["idleSecondsSkipped"] == 360
+    assert [plan.dropped for plan in world.media.scanned] == [()]
+    assert world.media.single_passes == []
+    assert [plan.dropped for plan in world.media.rendered] == [((120.0, 480.0),)]
+    assert world.media.rendered[0].expected_duration_seconds == pytest.approx(20)
 
 
 def test_without_skip_idle_nothing_is_scanned(world: World) -> None:
