@@ -79,6 +79,19 @@ class LocalStack:
         return f"{self.webhook_queue_name}-dlq"
 
     @property
+    def webhook_dlq_url(self) -> str:
+        return f"{self.endpoint}/{ACCOUNT_ID}/{self.webhook_dlq_name}"
+
+    def queue_urls(self) -> dict[str, str]:
+        """Every queue of the stack, by name."""
+        return {
+            self.queue_name: self.queue_url,
+            self.dlq_name: self.dlq_url,
+            self.webhook_queue_name: self.webhook_queue_url,
+            self.webhook_dlq_name: self.webhook_dlq_url,
+        }
+
+    @property
     def webhook_dlq_arn(self) -> str:
         return f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{self.webhook_dlq_name}"
 
@@ -127,6 +140,8 @@ class LocalStack:
             "LAPSE_DLQ_NAME": self.dlq_name,
             "LAPSE_WEBHOOK_QUEUE_NAME": self.webhook_queue_name,
             "LAPSE_WEBHOOK_QUEUE_URL": self.webhook_queue_url,
+            "LAPSE_WEBHOOK_DLQ_NAME": self.webhook_dlq_name,
+            "LAPSE_WEBHOOK_DLQ_URL": self.webhook_dlq_url,
             "LAPSE_STORAGE_EVENTS": "true" if self.storage_events else "false",
             "LAPSE_API_PORT": str(self.api_port),
             "LAPSE_MOTO_PORT": str(self.moto_port),

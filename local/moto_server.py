@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     def stop(*_: object) -> None:
         if saver:
             started = time.monotonic()
+            messages = persist.save_queues(args.data, args.region)
+            print(f"saved {messages} queue messages", flush=True)
             copied = saver.stop()
             print(
                 f"saved objects ({copied / 1e6:.0f} MB new) in {time.monotonic() - started:.1f} s",

@@ -6,15 +6,21 @@ type and date (`objects.jsonl`); objects deleted since are dropped. When the sto
 saved object becomes a key again whose bytes are read from its file in place (no copy), so a
 restart with GBs stored costs what listing them costs. Records: the table's items, scanned to
 `<dir>/table.jsonl` once the API and the worker have stopped, and written back after
-provisioning (local/stack.py). Queue messages are not kept: the watchdog requeues what a record
-says is unfinished.
+provisioning (local/stack.py). Queue messages: when the storage stops (after the API and the
+worker), every message still in a queue is written to `<dir>/queues.jsonl` with how long it had
+still to stay hidden (a delayed webhook retry, a message a stopped worker had received); the next
+start sends them again once the queues exist, hidden as long, and forgets the file (so a stack
+killed later does not send them twice). As SQS at least once: a message may come twice (a
+duplicate claim is refused), and its receive count starts again at 0.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,12 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 from local.config import ACCOUNT_ID
 
 OBJECTS = "objects"
 INDEX = "objects.jsonl"
 TABLE = "table.jsonl"
+QUEUES = "queues.jsonl"
+# SQS delays a message at most 15 minutes.
+MAX_DELAY_SECONDS = 900
 COPY_BYTES = 16 * 1024 * 1024
 
 
@@ -175,3 +185,50 @@ def restore_table(directory: Path, dynamodb: DynamoDBClient, table: str) -> int:
             answer = dynamodb.batch_write_item(RequestItems=pending)
             pending = answer.get("UnprocessedItems") or None
     return len(items)
+
+
+def _sqs_backend(region: str) -> Any:
+    from moto.sqs.models import sqs_backends  # noqa: PLC0415 - only the storage process has moto
+
+    return sqs_backends[ACCOUNT_ID][region]
+
+
+def save_queues(directory: Path, region: str) -> int:
+    """Writes every message still in a queue (visible, delayed or received but not deleted);
+    returns how many. Run by the storage process as it stops, after the API and the worker."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now_ms = time.time() * 1000
+    lines = []
+    for name, queue in list(_sqs_backend(region).queues.items()):
+        with queue._messages_lock:
+            messages = list(queue._messages)
+        for message in messages:
+            hidden_ms = max(message.delayed_until, message.visible_at) - now_ms
+            entry = {
+                "queue": name,
+                "body": message.body,
+                "hiddenSeconds": max(0.0, hidden_ms / 1000),
+            }
+            lines.append(json.dumps(entry) + "\n")
+    temporary = directory / f"{QUEUES}.partial"
+    temporary.write_text("".join(lines))
+    temporary.replace(directory / QUEUES)
+    return len(lines)
+
+
+def restore_queues(directory: Path, sqs: SQSClient, queue_url: dict[str, str]) -> int:
+    """Sends the saved messages again (each hidden as long as it still was, at most SQS's 15
+    minutes), then forgets them; `queue_url` maps a queue's name to its URL. Returns how many."""
+    path = directory / QUEUES
+    if not path.exists():
+        return 0
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for entry in entries:
+        delay = min(MAX_DELAY_SECONDS, math.ceil(entry["hiddenSeconds"]))
+        url = queue_url.get(entry["queue"])
+        if url is None:
+            print(f"a message of unknown queue {entry['queue']!r} not restored", flush=True)
+            continue
+        sqs.send_message(QueueUrl=url, MessageBody=entry["body"], DelaySeconds=delay)
+    path.unlink()
+    return len(entries)

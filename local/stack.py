@@ -280,7 +280,12 @@ class Supervisor:
             return
         started = time.monotonic()
         count = persist.restore_table(self.data, self.stack.dynamodb(), self.stack.table)
-        print(f"restored {count} records in {time.monotonic() - started:.1f} s", flush=True)
+        messages = persist.restore_queues(self.data, self.stack.sqs(), self.stack.queue_urls())
+        print(
+            f"restored {count} records and {messages} queue messages "
+            f"in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
 
     def revive(self, child: Child) -> str | None:
         """Restarts a child that died; what it started dies with it (its process group).

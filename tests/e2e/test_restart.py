@@ -58,3 +58,32 @@ def test_records_and_objects_survive_a_restart_and_work_in_flight_resumes(
         assert resumed["attempts"] == 2
         assert fetch(resumed["urls"]["original"]) == slow.read_bytes()
     assert restart_seconds < 30, restart_seconds
+
+
+def test_work_queued_at_ctrl_c_is_picked_up_after_the_restart(tmp_path: Path) -> None:
+    # Given a stack whose worker takes no processing messages, so they wait in the queue: one
+    # upload whose storage event is queued, and one timelapse queued by POST /process.
+    data = tmp_path / "data"
+    clip = make_clip(tmp_path / "clip.mp4", seconds=3)
+    idle = {"LAPSE_DATA_DIR": str(data), "LAPSE_WORKER_CONCURRENCY": "0"}
+    with running_stack(tmp_path / "first.log", **idle) as first:
+        api = first.api("grace")
+        uploaded_id = api.submit(clip, targetSeconds=1)["timelapse"]["id"]
+        held_id = api.submit(clip, targetSeconds=1, process=False)["timelapse"]["id"]
+        assert api.request("POST", f"/timelapses/{held_id}/process").status_code == 202
+        assert api.get(uploaded_id)["stage"] == "awaiting_upload"
+        assert api.get(held_id)["stage"] == "queued"
+    # When the stack stops (Ctrl-C) with both messages unread, and starts again with a worker
+    saved = (data / "queues.jsonl").read_text()
+    assert uploaded_id in saved
+    assert held_id in saved
+
+    with running_stack(tmp_path / "second.log", LAPSE_DATA_DIR=str(data)) as second:
+        # Then both complete from their saved messages, long before the watchdog would look for
+        # them (10 and 15 minutes), and the saved messages are not sent a second time.
+        assert not (data / "queues.jsonl").exists()
+        api = second.api("grace")
+        for timelapse_id in (uploaded_id, held_id):
+            done = api.wait_for(timelapse_id, timeout=120)
+            assert done["status"] == "complete", done
+            assert done["attempts"] == 1
