@@ -27,6 +27,9 @@ QUEUE_NAME = os.environ.get("LAPSE_QUEUE_NAME", "lapse-process")
 DEAD_LETTER_QUEUE_NAME = os.environ.get("LAPSE_DLQ_NAME", f"{QUEUE_NAME}-dlq")
 # Webhook deliveries have their own queue and function: a slow receiver never holds a render slot.
 WEBHOOK_QUEUE_NAME = os.environ.get("LAPSE_WEBHOOK_QUEUE_NAME", "lapse-webhooks")
+WEBHOOK_DEAD_LETTER_QUEUE_NAME = os.environ.get(
+    "LAPSE_WEBHOOK_DLQ_NAME", f"{WEBHOOK_QUEUE_NAME}-dlq"
+)
 # Stop rendering this long before Lambda would kill the function, to fail with a clear message.
 DEADLINE_MARGIN_SECONDS = 20.0
 
@@ -149,6 +152,23 @@ def dead_letters(event: SQSEvent) -> None:
                 logger.warning("webhook message dead-lettered; dropped")
                 continue
             watchdog_service.dead_letter(work.timelapse_id, utcnow())
+
+
+@events.on_sqs_message(queue=WEBHOOK_DEAD_LETTER_QUEUE_NAME, batch_size=10)
+def webhook_dead_letters(event: SQSEvent) -> None:
+    """Deliveries lapse gave up on (after every retry, refused, or their handler failing again
+    and again): each is kept on its record (services/webhooks.py `dead_lettered`)."""
+    service = wiring.webhook_service()
+    for record in event:
+        for work in work_in_message(record.body):
+            if work.kind != "webhook":
+                logger.warning("not a webhook delivery; dropped", extra={"kind": work.kind})
+                continue
+            logger.thread_safe_append_keys(timelapse_id=work.timelapse_id)
+            try:
+                service.dead_lettered(work.message or {}, utcnow())
+            finally:
+                logger.thread_safe_remove_keys(["timelapse_id"])
 
 
 @events.schedule(Rate(1, unit=Rate.MINUTES))

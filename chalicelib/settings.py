@@ -67,6 +67,8 @@ class Settings:
     queue_url: str | None = None
     # Where webhook deliveries are queued (their own queue, drained by their own function).
     webhook_queue_url: str | None = None
+    # Where deliveries given up on go (their consumer records them).
+    webhook_dlq_url: str | None = None
     # One endpoint for DynamoDB and SQS when they are local; None means AWS itself.
     aws_endpoint_url: str | None = None
     # Storage may live elsewhere (Cloudflare R2): its own endpoint, region and credentials.
@@ -136,6 +138,7 @@ class Settings:
             table=env.get("LAPSE_TABLE", "lapse-timelapses"),
             queue_url=_optional(env, "LAPSE_QUEUE_URL"),
             webhook_queue_url=_optional(env, "LAPSE_WEBHOOK_QUEUE_URL"),
+            webhook_dlq_url=_optional(env, "LAPSE_WEBHOOK_DLQ_URL"),
             aws_endpoint_url=_optional(env, "LAPSE_AWS_ENDPOINT_URL"),
             s3_endpoint_url=_optional(env, "LAPSE_S3_ENDPOINT_URL"),
             s3_region=_optional(env, "LAPSE_S3_REGION"),

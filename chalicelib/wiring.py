@@ -95,6 +95,10 @@ def webhook_service() -> WebhookService:
         signing_secrets=webhook_secret_service(),
         max_attempts=settings.webhook_max_attempts,
         backoff_seconds=settings.webhook_backoff_seconds,
+        dead_letters=SQSWebhookQueue(lambda: sqs_client(settings), settings.webhook_dlq_url)
+        if settings.webhook_dlq_url
+        else None,
+        failures=records(),
     )
 
 

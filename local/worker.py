@@ -1,6 +1,7 @@
 """The local worker: long-polls the processing queue and calls the very handler Lambda runs
 (`chalicelib.events.process_uploads`), drains the webhook queue with its own handler
-(`deliver_webhooks`), and runs the watchdog every few seconds (`python -m local.worker`)."""
+(`deliver_webhooks`) and its dead-letter queue (`webhook_dead_letters`), and runs the watchdog
+every few seconds (`python -m local.worker`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from chalicelib.events import dead_letters, deliver_webhooks, process_uploads, watchdog
+from chalicelib.events import (
+    dead_letters,
+    deliver_webhooks,
+    process_uploads,
+    watchdog,
+    webhook_dead_letters,
+)
 from chalicelib.logs import logger
 from local.config import LocalStack
 
@@ -176,6 +183,14 @@ def main() -> None:
     threads.append(
         threading.Thread(
             target=run_watchdog, args=(watchdog_interval,), name="watchdog", daemon=True
+        )
+    )
+    threads.append(
+        threading.Thread(
+            target=poll,
+            args=(stack, stack.webhook_dlq_url, webhook_dead_letters, 60),
+            name="webhook-dead-letters",
+            daemon=True,
         )
     )
     for thread in threads:

@@ -46,6 +46,7 @@ from chalicelib.domain.timelapse import (
     utcnow,
 )
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.services.ports import WebhookFailure
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # What a listing's LastEvaluatedKey holds: the table's key and the index's keys.
@@ -105,6 +106,10 @@ class TimelapseModel(Model):
     source: MapAttribute[str, Any] = MapAttribute(null=True)
     output: MapAttribute[str, Any] = MapAttribute(null=True)
     error: MapAttribute[str, Any] = MapAttribute(null=True)
+    # The last webhook delivery given up on (services/webhooks.py); stored, not in the resource.
+    webhook_delivery: MapAttribute[str, Any] = MapAttribute(
+        attr_name=schema.WEBHOOK_DELIVERY, null=True
+    )
     attempts = NumberAttribute(default=0)
     created_at = UnicodeAttribute(attr_name=schema.CREATED_AT)
     updated_at = UnicodeAttribute(attr_name="updatedAt")
@@ -383,6 +388,27 @@ class DynamoDBTimelapseRepository:
 
     def delete(self, timelapse_id: str) -> None:
         TimelapseModel(timelapse_id).delete()
+
+    def record_webhook_failure(self, timelapse_id: str, failure: WebhookFailure) -> bool:
+        """Keeps the delivery given up on; `updatedAt` stays (the record's state did not change)."""
+        delivery = {
+            "status": "failed",
+            "event": failure.event,
+            "deliveryId": failure.delivery_id,
+            "attempts": failure.attempts,
+            "reason": failure.reason,
+            "failedAt": _iso(failure.failed_at),
+        }
+        try:
+            TimelapseModel(timelapse_id).update(
+                actions=[TimelapseModel.webhook_delivery.set(delivery)],
+                condition=TimelapseModel.id.exists(),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == CONDITION_FAILED:
+                return False  # deleted since: nobody left to tell
+            raise
+        return True
 
     # --- transitions: each one conditional write -------------------------------------------
 

@@ -13,6 +13,8 @@ TTL = "ttl"
 # processing); a record that ends loses it, so the index holds the work in flight, not history.
 IN_FLIGHT_INDEX = "inFlight"
 IN_FLIGHT = "inFlight"  # the index's partition key; its sort key is CREATED_AT
+# The last webhook delivery given up on: {status, event, deliveryId, attempts, reason, failedAt}.
+WEBHOOK_DELIVERY = "webhookDelivery"
 
 
 def owner_project(owner_id: str, project_id: str) -> str:

@@ -262,5 +262,22 @@ class WebhookQueue(Protocol):
     def send(self, message: dict[str, Any], *, delay_seconds: int = 0) -> None: ...
 
 
+@dataclass(frozen=True)
+class WebhookFailure:
+    """A webhook delivery lapse stopped trying: kept on its record (stored, not in the resource)."""
+
+    delivery_id: str
+    event: str
+    attempts: int
+    reason: str
+    failed_at: datetime
+
+
+class WebhookFailures(Protocol):
+    def record_webhook_failure(self, timelapse_id: str, failure: WebhookFailure) -> bool:
+        """Keeps the failure on the record; False when the record no longer exists."""
+        ...
+
+
 class WebhookSender(Protocol):
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> DeliveryAnswer: ...

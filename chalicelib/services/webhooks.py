@@ -5,6 +5,12 @@ never waits for, nor fails because of, someone else's server, and nothing runs i
 Lambda would freeze. The queue handler then calls `deliver`, which POSTs once and, on a non-2xx
 answer or a timeout, queues the next attempt with a growing delay, until `max_attempts`.
 
+A delivery lapse stops trying ends in the webhook dead-letter queue: given up after `max_attempts`
+or refused (forwarded there by `deliver`, with the reason), or whose handler failed again and again
+(moved there by SQS). Its consumer calls `dead_lettered`, which keeps the failure on the record
+(`webhookDelivery`: stored, not part of the resource, which API.md fixes) and logs it, so the
+owner can be told why their receiver heard nothing.
+
 The message freezes the resource as it was at the terminal state, so a late retry still says what
 happened then, even if the timelapse was processed again or deleted meanwhile.
 """
@@ -17,9 +23,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chalicelib import wire
+from chalicelib.domain.keys import is_timelapse_id
 from chalicelib.domain.timelapse import Timelapse
 from chalicelib.domain.webhooks import (
     EVENTS,
@@ -34,6 +42,8 @@ from chalicelib.logs import logger
 from chalicelib.services.ports import (
     DeliveryError,
     RefusedTarget,
+    WebhookFailure,
+    WebhookFailures,
     WebhookQueue,
     WebhookSender,
 )
@@ -46,6 +56,7 @@ class Outcome(enum.StrEnum):
     GAVE_UP = "gave_up"
     REFUSED = "refused"  # the URL may not be called (any more): not retried
     DROPPED = "dropped"  # not a delivery message lapse could have sent
+    RECORDED = "recorded"  # a failed delivery kept on its record
 
 
 def delivery_message(timelapse: Timelapse, event: str) -> dict[str, Any]:
@@ -86,6 +97,10 @@ class WebhookService:
     signing_secrets: WebhookSecretService | None = None
     max_attempts: int = 5
     backoff_seconds: int = 2
+    # The webhook dead-letter queue, where deliveries given up on go, and the records they are
+    # kept on (by the dead-letter consumer).
+    dead_letters: WebhookQueue | None = None
+    failures: WebhookFailures | None = None
 
     # --- Notifier: called on every terminal state -----------------------------------------------
 
@@ -122,6 +137,7 @@ class WebhookService:
             answer = self.sender.post(message["callbackUrl"], body, headers)
         except RefusedTarget as exc:
             logger.warning("webhook refused; not sent", extra={**context, "reason": str(exc)})
+            self._forward_failure(message, f"refused: {exc}", context)
             return Outcome.REFUSED
         except DeliveryError as exc:
             reason = str(exc)
@@ -154,12 +170,51 @@ class WebhookService:
     ) -> Outcome:
         if attempt >= self.max_attempts:
             logger.warning("webhook given up", extra={**context, "reason": reason})
+            self._forward_failure(message, reason, context)
             return Outcome.GAVE_UP
         delay = retry_delay(attempt, base_seconds=self.backoff_seconds)
         try:
             self.queue.send({**message, "attempt": attempt + 1}, delay_seconds=delay)
         except Exception:
             logger.exception("webhook retry not queued; given up", extra=context)
+            self._forward_failure(message, reason, context)
             return Outcome.GAVE_UP
         logger.info("webhook will be retried", extra={**context, "reason": reason, "delay": delay})
         return Outcome.RETRYING
+
+    def _forward_failure(
+        self, message: Mapping[str, Any], reason: str, context: dict[str, Any]
+    ) -> None:
+        """A delivery given up on goes to the dead-letter queue, whose consumer records it."""
+        if self.dead_letters is None:
+            return
+        try:
+            self.dead_letters.send({**message, "failure": reason})
+        except Exception:
+            logger.exception("failed webhook not forwarded to its dead-letter queue", extra=context)
+
+    # --- the dead-letter queue's consumer -------------------------------------------------------
+
+    def dead_lettered(self, message: Mapping[str, Any], now: datetime) -> Outcome:
+        """Keeps a delivery lapse gave up on, on its record. Raises only when the record could not
+        be written (the message then comes back, as SQS does)."""
+        if not _valid(message) or not is_timelapse_id(message.get("timelapseId")):
+            logger.warning("malformed webhook dead letter; dropped")
+            return Outcome.DROPPED
+        # Without `failure`, SQS moved it here: its handler failed maxReceiveCount times.
+        reason = str(message.get("failure") or "the delivery handler failed repeatedly")
+        failure = WebhookFailure(
+            delivery_id=str(message.get("deliveryId") or ""),
+            event=message["event"],
+            attempts=message["attempt"],
+            reason=reason[:200],
+            failed_at=now,
+        )
+        context = {"event": failure.event, "delivery_id": failure.delivery_id, "reason": reason}
+        logger.error("webhook delivery failed for good", extra=context)
+        if self.failures is None:
+            return Outcome.DROPPED
+        if not self.failures.record_webhook_failure(message["timelapseId"], failure):
+            logger.info("its timelapse was deleted; nothing kept", extra=context)
+            return Outcome.DROPPED
+        return Outcome.RECORDED

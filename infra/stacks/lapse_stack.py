@@ -87,6 +87,8 @@ class LapseStack(Stack):
             "LAPSE_DLQ_NAME": stage.dlq_name,
             "LAPSE_WEBHOOK_QUEUE_URL": self.webhook_queue.queue_url,
             "LAPSE_WEBHOOK_QUEUE_NAME": stage.webhook_queue_name,
+            "LAPSE_WEBHOOK_DLQ_URL": self.webhook_dlq.queue_url,
+            "LAPSE_WEBHOOK_DLQ_NAME": stage.webhook_dlq_name,
             "LAPSE_OIDC_ISSUER": issuer,
             "LAPSE_OIDC_AUDIENCE": audience,
             "LAPSE_WEBHOOK_SECRET": webhook_secret.secret_value.unsafe_unwrap(),
@@ -103,6 +105,7 @@ class LapseStack(Stack):
                     "LAPSE_QUEUE_NAME": stage.queue_name,
                     "LAPSE_DLQ_NAME": stage.dlq_name,
                     "LAPSE_WEBHOOK_QUEUE_NAME": stage.webhook_queue_name,
+                    "LAPSE_WEBHOOK_DLQ_NAME": stage.webhook_dlq_name,
                 }
             },
             import_environment={"AWS_DEFAULT_REGION": "us-east-1", "LAPSE_STAGE": stage.name},
@@ -228,12 +231,14 @@ class LapseStack(Stack):
 
     def _webhook_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         """Webhook deliveries: their own queue and dead-letter queue (drained by their own
-        function, with its own reserved concurrency), so a slow receiver never holds a render."""
+        function, with its own reserved concurrency), so a slow receiver never holds a render.
+        The dead-letter queue's consumer (webhook_dead_letters) keeps each failure on its record."""
         return self._queue_with_dead_letters(
             "Webhook",
             self.stage.webhook_queue_name,
             self.stage.webhook_dlq_name,
             visibility_s=self.stage.webhook_visibility_timeout_s,
+            dlq_visibility_s=self.stage.webhook_dlq_visibility_timeout_s,
         )
 
     def _queue_with_dead_letters(
@@ -418,6 +423,7 @@ class LapseStack(Stack):
             queue_arn=self.queue.queue_arn,
             dlq_arn=self.dlq.queue_arn,
             webhook_queue_arn=self.webhook_queue.queue_arn,
+            webhook_dlq_arn=self.webhook_dlq.queue_arn,
             log_group_arn=log_group.log_group_arn,
             bucket_arn=self.bucket.bucket_arn if self.bucket else None,
         )
@@ -457,6 +463,7 @@ class LapseStack(Stack):
             self.stage.queue_name: self.queue,
             self.stage.dlq_name: self.dlq,
             self.stage.webhook_queue_name: self.webhook_queue,
+            self.stage.webhook_dlq_name: self.webhook_dlq,
         }
         cfn_function = self.app.get_resource(logical_id)
         events = self.app.functions()[logical_id].get("Events", {})
@@ -528,9 +535,21 @@ class LapseStack(Stack):
             self,
             "WebhookDeadLettersAlarm",
             alarm_description="Webhook deliveries whose handler failed repeatedly reached their "
-            "dead-letter queue",
-            metric=self.webhook_dlq.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5)
+            "dead-letter queue (webhook_dead_letters records them on their timelapses)",
+            # Received minus sent: SQS counts a message it moves after maxReceiveCount as received,
+            # not sent, while deliveries given up on (a receiver's fault, not lapse's) are sent
+            # there by deliver_webhooks. The consumer drains the queue, so "visible" stays 0.
+            metric=cloudwatch.MathExpression(
+                expression="received - sent",
+                using_metrics={
+                    "received": self.webhook_dlq.metric_number_of_messages_received(
+                        period=Duration.minutes(5)
+                    ),
+                    "sent": self.webhook_dlq.metric_number_of_messages_sent(
+                        period=Duration.minutes(5)
+                    ),
+                },
+                period=Duration.minutes(5),
             ),
             threshold=1,
             evaluation_periods=1,

@@ -29,6 +29,7 @@ class Resources:
     queue_arn: str
     dlq_arn: str
     webhook_queue_arn: str
+    webhook_dlq_arn: str
     log_group_arn: str
     bucket_arn: str | None
 
@@ -220,6 +221,30 @@ def webhooks_policy(res: Resources) -> list[iam.PolicyStatement]:
             ],
             [res.webhook_queue_arn],
         ),
+        # A delivery given up on goes to the dead-letter queue, whose consumer records it.
+        _statement(
+            "ForwardFailedWebhooks",
+            ["sqs:SendMessage", "sqs:GetQueueAttributes"],
+            [res.webhook_dlq_arn],
+        ),
+    ]
+
+
+def webhook_dead_letters_policy(res: Resources) -> list[iam.PolicyStatement]:
+    """Keeps each webhook delivery given up on, on its record (one attribute, UpdateItem)."""
+    return [
+        *_common(res),
+        _statement("Records", ["dynamodb:DescribeTable", "dynamodb:UpdateItem"], [res.table_arn]),
+        _statement(
+            "ConsumeWebhookDeadLetters",
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            [res.webhook_dlq_arn],
+        ),
     ]
 
 
@@ -229,4 +254,5 @@ POLICIES = {
     "watchdog": watchdog_policy,
     "dead_letters": dead_letters_policy,
     "deliver_webhooks": webhooks_policy,
+    "webhook_dead_letters": webhook_dead_letters_policy,
 }

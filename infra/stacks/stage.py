@@ -22,10 +22,12 @@ FUNCTIONS = {
     "watchdog": "Watchdog",
     "dead_letters": "DeadLetters",
     "deliver_webhooks": "DeliverWebhooks",
+    "webhook_dead_letters": "WebhookDeadLetters",
 }
 PROCESSOR = "process_uploads"
 DEAD_LETTER_CONSUMER = "dead_letters"
 WEBHOOK_DELIVERER = "deliver_webhooks"
+WEBHOOK_DEAD_LETTER_CONSUMER = "webhook_dead_letters"
 
 # Lambda's /tmp for the processor: the decode-all fallback may stage the source locally, and the
 # render writes the timelapse and poster before uploading them.
@@ -76,6 +78,10 @@ class Stage:
     @property
     def webhook_visibility_timeout_s(self) -> int:
         return VISIBILITY_FACTOR * self.functions[WEBHOOK_DELIVERER].timeout_s
+
+    @property
+    def webhook_dlq_visibility_timeout_s(self) -> int:
+        return VISIBILITY_FACTOR * self.functions[WEBHOOK_DEAD_LETTER_CONSUMER].timeout_s
 
     @property
     def dlq_visibility_timeout_s(self) -> int:

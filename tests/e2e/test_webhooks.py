@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from chalicelib.domain.webhooks import verify_signature
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, RunningStack
 from tests.support import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -223,6 +223,35 @@ def test_a_dead_callback_does_not_change_the_outcome(alice: Api, clip_5s: Path) 
     done = alice.wait_for(created["timelapse"]["id"])
     assert done["status"] == "complete"
     assert done["error"] is None
+
+
+def test_a_delivery_given_up_on_is_kept_on_its_record(
+    alice: Api, receivers: Any, stack: RunningStack
+) -> None:
+    # Given a receiver that answers 500 to every attempt (5, 2+4+8+16 s apart)
+    receiver = receivers(*[500] * 5)
+    tid = alice.create(1000, callbackUrl=receiver.url)["timelapse"]["id"]
+    # When its timelapse ends and every attempt fails
+    alice.request("POST", f"/timelapses/{tid}/cancel")
+    receiver.wait_for(5, timeout=90)
+
+    # Then the webhook dead-letter queue's consumer keeps the failure on the record (stored;
+    # the resource stays as API.md defines it)
+    def kept() -> Any:
+        item = stack.config.dynamodb().get_item(
+            TableName=stack.config.table, Key={"id": {"S": tid}}
+        )["Item"]
+        return item.get("webhookDelivery", {}).get("M")
+
+    deadline = time.monotonic() + 30
+    while (delivery := kept()) is None:
+        assert time.monotonic() < deadline, "the failed delivery was not kept on its record"
+        time.sleep(0.5)
+    assert delivery["status"] == {"S": "failed"}
+    assert delivery["reason"] == {"S": "HTTP 500"}
+    assert delivery["attempts"] == {"N": "5"}
+    assert delivery["event"] == {"S": "timelapse.cancelled"}
+    assert "webhookDelivery" not in alice.get(tid)
 
 
 @pytest.mark.parametrize(

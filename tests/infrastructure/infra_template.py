@@ -16,6 +16,7 @@ FUNCTIONS = {
     "watchdog": "Watchdog",
     "dead_letters": "DeadLetters",
     "deliver_webhooks": "DeliverWebhooks",
+    "webhook_dead_letters": "WebhookDeadLetters",
 }
 
 

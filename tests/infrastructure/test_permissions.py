@@ -147,8 +147,9 @@ def test_queue_access_per_function(stack):
     queue_id = next(k for k in stack.of_type("AWS::SQS::Queue") if k.startswith("ProcessQueue"))
     queue = f"arn::{queue_id}"
     for name in FUNCTIONS:
-        # Webhook delivery is off the render path: it never queues work for the processor
-        allowed = name != "deliver_webhooks"
+        # Webhook delivery (and its dead letters) is off the render path: it never queues work
+        # for the processor
+        allowed = name not in {"deliver_webhooks", "webhook_dead_letters"}
         assert stack.allows(name, "sqs:SendMessage", queue) is allowed, name
     for action in ["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"]:
         assert stack.allows("process_uploads", f"sqs:{action}", queue), action

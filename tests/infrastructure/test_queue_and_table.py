@@ -121,13 +121,42 @@ def test_webhooks_have_their_own_queue_with_a_dead_letter_queue(stack):
     assert queue["VisibilityTimeout"] >= 6 * stack.function("deliver_webhooks")["Timeout"]
     assert queue["QueueName"].endswith("-webhooks")
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
-    alarms = stack.of_type("AWS::CloudWatch::Alarm").values()
-    assert any(
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
-        in a["Properties"]["Dimensions"]
-        for a in alarms
-    )
     del queue_id
+
+
+def test_the_webhook_dead_letter_alarm_counts_only_what_sqs_moved_there(stack):
+    # Its consumer drains the queue, and deliveries given up on are sent there on purpose (a
+    # receiver's fault): the alarm is messages received minus messages sent, on that queue.
+    dlq_id, _ = _queue_named(stack, "WebhookDeadLetters")
+    dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+    (alarm,) = [
+        a["Properties"]
+        for a in stack.of_type("AWS::CloudWatch::Alarm").values()
+        if any(dimension in m.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
+               for m in a["Properties"].get("Metrics", []))
+    ]  # fmt: skip
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    assert metrics["received"]["MetricStat"]["Metric"]["MetricName"] == ("NumberOfMessagesReceived")
+    assert metrics["sent"]["MetricStat"]["Metric"]["MetricName"] == "NumberOfMessagesSent"
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "received - sent"
+    assert alarm["Threshold"] == 1
+
+
+def test_deliveries_given_up_on_are_kept_on_their_records_by_a_function_of_their_own(stack):
+    dlq_id, dlq = _queue_named(stack, "WebhookDeadLetters")
+    consumer = stack.function("webhook_dead_letters")
+    events = [e["Properties"] for e in consumer["Events"].values() if e["Type"] == "SQS"]
+    assert [e["Queue"] for e in events] == [{"Fn::GetAtt": [dlq_id, "Arn"]}]
+    assert dlq["VisibilityTimeout"] >= 6 * consumer["Timeout"]
+    table = f"arn::{stack.one('AWS::DynamoDB::Table')[0]}"
+    assert stack.allows("webhook_dead_letters", "dynamodb:UpdateItem", table)
+    assert not stack.allows("webhook_dead_letters", "dynamodb:PutItem", table)
+    assert stack.allows("webhook_dead_letters", "sqs:ReceiveMessage", f"arn::{dlq_id}")
+    # deliver_webhooks forwards what it gives up on, but never reads the dead letters
+    assert stack.allows("deliver_webhooks", "sqs:SendMessage", f"arn::{dlq_id}")
+    assert not stack.allows("deliver_webhooks", "sqs:ReceiveMessage", f"arn::{dlq_id}")
+    assert consumer["Environment"]["Variables"]["LAPSE_WEBHOOK_DLQ_NAME"] == dlq["QueueName"]
 
 
 def test_a_function_of_their_own_with_its_own_concurrency_drains_them(stack):

@@ -31,7 +31,12 @@ from chalicelib.domain.webhooks import (
     verify_signature,
 )
 from chalicelib.errors import ValidationError
-from chalicelib.services.ports import DeliveryAnswer, DeliveryError, RefusedTarget
+from chalicelib.services.ports import (
+    DeliveryAnswer,
+    DeliveryError,
+    RefusedTarget,
+    WebhookFailure,
+)
 from chalicelib.services.webhooks import Outcome, WebhookService, delivery_message, request_body
 from chalicelib.settings import Settings, SettingsError
 from tests.factories import a_timelapse
@@ -550,3 +555,93 @@ def test_stage_is_not_part_of_the_event_name() -> None:
     assert domain.event_for(Status.PENDING) is None
     assert all(domain.event_for(s) for s in (Status.COMPLETE, Status.FAILED, Status.CANCELLED))
     assert Stage.QUEUED.value not in domain.EVENTS.values()
+
+
+# --- deliveries given up on: the webhook dead-letter queue and its consumer ---------------------
+
+
+@dataclass
+class KeptFailures:
+    """WebhookFailures: the records still there, and what was kept on each."""
+
+    existing: set[str] = field(default_factory=lambda: {ID})
+    kept: dict[str, WebhookFailure] = field(default_factory=dict)
+
+    def record_webhook_failure(self, timelapse_id: str, failure: WebhookFailure) -> bool:
+        if timelapse_id not in self.existing:
+            return False
+        self.kept[timelapse_id] = failure
+        return True
+
+
+def test_a_delivery_given_up_on_goes_to_the_dead_letter_queue_with_its_reason() -> None:
+    dead_letters = FakeQueue()
+    hooks = service(500, queue=FakeQueue())
+    hooks.dead_letters = dead_letters
+    last = first_message() | {"attempt": hooks.max_attempts}
+    assert hooks.deliver(last) is Outcome.GAVE_UP
+    [(forwarded, delay)] = dead_letters.sent
+    assert forwarded == last | {"failure": "HTTP 500"}
+    assert delay == 0
+
+
+def test_a_refused_url_goes_to_the_dead_letter_queue_and_a_retry_does_not() -> None:
+    dead_letters = FakeQueue()
+    hooks = service(RefusedTarget("a private address"), 500)
+    hooks.dead_letters = dead_letters
+    assert hooks.deliver(first_message()) is Outcome.REFUSED
+    assert hooks.deliver(first_message()) is Outcome.RETRYING
+    [(forwarded, _)] = dead_letters.sent
+    assert forwarded["failure"] == "refused: a private address"
+
+
+def test_a_dead_letter_queue_that_is_down_does_not_reach_the_caller() -> None:
+    hooks = service(500)
+    hooks.dead_letters = FakeQueue(broken=True)
+    assert hooks.deliver(first_message() | {"attempt": 5}) is Outcome.GAVE_UP
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"failure": "HTTP 503"}, "HTTP 503"),  # given up by deliver
+        ({}, "the delivery handler failed repeatedly"),  # moved there by SQS
+    ],
+)
+def test_a_dead_lettered_delivery_is_kept_on_its_record(extra: dict[str, Any], reason: str) -> None:
+    failures = KeptFailures()
+    hooks = service()
+    hooks.failures = failures
+    message = first_message(Status.FAILED) | {"attempt": 3} | extra
+    assert hooks.dead_lettered(message, NOW) is Outcome.RECORDED
+    assert failures.kept[ID] == WebhookFailure(
+        delivery_id=message["deliveryId"],
+        event="timelapse.failed",
+        attempts=3,
+        reason=reason,
+        failed_at=NOW,
+    )
+
+
+def test_a_dead_letter_of_a_deleted_timelapse_or_of_no_delivery_is_dropped() -> None:
+    failures = KeptFailures(existing=set())
+    hooks = service()
+    hooks.failures = failures
+    assert hooks.dead_lettered(first_message(), NOW) is Outcome.DROPPED
+    assert hooks.dead_lettered({"type": "lapse.webhook", "timelapseId": ID}, NOW) is (
+        Outcome.DROPPED
+    )
+    assert failures.kept == {}
+
+
+def test_the_webhook_dead_letter_handler_keeps_each_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failures = KeptFailures()
+    hooks = service()
+    hooks.failures = failures
+    monkeypatch.setattr(wiring, "webhook_service", lambda: hooks)
+    message = first_message() | {"failure": "timed out"}
+    events.webhook_dead_letters(sqs_event(json.dumps(message)), None)
+    assert failures.kept[ID].reason == "timed out"
+    assert hooks.sender.calls == []  # type: ignore[attr-defined]  # not delivered again
