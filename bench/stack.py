@@ -23,9 +23,12 @@ from pathlib import Path
 import requests
 
 from local.config import LocalStack
-from local.stack import ROOT, RUN_DIR
+from local.stack import ROOT, RUN_DIR, reap_leftovers
 
 START_SECONDS = 90.0
+# The stack stops its API and worker (5 s each at most), then its storage, which exits at once
+# when it keeps no data.
+STOP_SECONDS = 60.0
 
 
 def free_port() -> int:
@@ -72,12 +75,25 @@ def running_stack(log: Path, moto_port: int = 0, **env: str) -> Iterator[Running
         _wait_for_health(config, process, log)
         yield RunningStack(config, process)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, config)
+
+
+def _stop(process: subprocess.Popen[bytes], config: LocalStack) -> None:
+    """Ctrl-C the stack; if it is killed, or dies, before its children are down, stop them too.
+
+    Its children run in sessions of their own (so a Ctrl-C in a terminal reaches the supervisor
+    only): killing the supervisor alone left its moto server running, holding the port and the
+    uploaded gigabytes (seen after every link run of session 2). The supervisor writes their
+    process groups to a file for this; `reap_leftovers` signals those that still run lapse code.
+    """
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if reaped := reap_leftovers(config):
+        print(f"bench: stopped {reaped} processes the stack left running", file=sys.stderr)
 
 
 def _wait_for_health(config: LocalStack, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     run_simple(
         args.host,
         args.port,
-        FormEncodedPut(AtomicDynamoDB(app)),
+        s3_streaming.RangedGet(FormEncodedPut(AtomicDynamoDB(app))),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

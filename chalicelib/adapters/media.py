@@ -1,5 +1,8 @@
 """ffmpeg as the worker's Renderer (services/ports.py): the media package's describe, render and
-poster behind the port, so the use case and its unit tests never touch a subprocess."""
+poster behind the port, so the use case and its unit tests never touch a subprocess.
+
+The render writes the poster beside its output (`_rendered_poster`) from the frames it encodes;
+`poster` hands that file over, and decodes the output for one only when the render left none."""
 
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ class FfmpegRenderer:
             should_stop=should_stop,
             deadline=deadline,
             index=index,
+            poster_path=_rendered_poster(output),
         )
         return _rendered(result)
 
@@ -97,6 +101,10 @@ class FfmpegRenderer:
         )
 
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:
+        rendered = _rendered_poster(video)
+        if rendered.exists():
+            rendered.replace(poster)
+            return
         make_poster(video, poster, ffmpeg=self.ffmpeg, at_seconds=at_seconds)
 
 
@@ -113,3 +121,7 @@ def _rendered(result: RenderResult) -> Rendered:
         size_bytes=result.size_bytes,
         reads=reads,
     )
+
+
+def _rendered_poster(video: Path) -> Path:
+    return video.with_name(f"{video.stem}-poster.jpg")

@@ -33,6 +33,9 @@ from chalicelib.media.ranges import RangeSource
 
 FIRST_READ_BYTES = 64 * 1024
 WALK_READ_BYTES = 16 * 1024
+# Past the media data, the rest of the file up to this size is read at once: a moov at the end
+# (~0.7 MB for an hour of 30 fps video) then comes with the read that finds it, one request less.
+TAIL_READ_BYTES = 1024 * 1024
 MAX_INDEX_BYTES = 256 * 1024 * 1024
 MAX_TOP_LEVEL_BOXES = 1_000_000
 FRAGMENT_READERS = 8
@@ -107,6 +110,11 @@ class VideoIndex:
         return max(gaps)
 
 
+def looks_like_mp4(source: RangeSource) -> bool:
+    """Whether `source` opens with a box an MP4/MOV may open with (a read the index reuses)."""
+    return source.size >= 8 and source.read(4, 4) in _FIRST_BOXES
+
+
 def read_index(source: RangeSource, *, keep_samples: bool = False) -> VideoIndex:
     """Read the video index of `source`; InvalidMediaError if damaged, IndexUnsupported if not
     an H.264/HEVC MP4/MOV. `keep_samples` keeps every sample (and walks every fragment)."""
@@ -163,6 +171,7 @@ class _TopLevel:
         self._buffer = b""
         self._buffer_at = 0
         self._mdat_offsets: list[int] = []
+        self._saw_moov = False  # after it, only fragments are looked for: small reads
 
     @property
     def saw_mdat(self) -> bool:
@@ -175,7 +184,7 @@ class _TopLevel:
         """(type, start, size including header) of each top-level box, in file order."""
         position, count = 0, 0
         while position + 8 <= self._size:
-            header = self._bytes(position, 16, read=WALK_READ_BYTES if count else FIRST_READ_BYTES)
+            header = self._bytes(position, 16, read=self._read_size(position, count))
             size, kind = struct.unpack_from(">I4s", header)
             if count == 0 and kind not in _FIRST_BOXES:
                 raise IndexUnsupported("not an MP4/MOV file")
@@ -191,11 +200,18 @@ class _TopLevel:
                 raise _damaged(f"box {kind!r} at byte {position} is {size} bytes long")
             if kind == b"mdat":
                 self._mdat_offsets.append(position)
+            self._saw_moov = self._saw_moov or kind == b"moov"
             yield kind, position, size
             position += size
             count += 1
             if count > MAX_TOP_LEVEL_BOXES:
                 raise _damaged("too many boxes")
+
+    def _read_size(self, position: int, count: int) -> int:
+        if count == 0:
+            return FIRST_READ_BYTES
+        rest = self._size - position
+        return rest if rest <= TAIL_READ_BYTES and not self._saw_moov else WALK_READ_BYTES
 
     def load(self, start: int, size: int) -> bytes:
         """The whole box at `start`, in one read unless it is already in the buffer."""

@@ -66,20 +66,28 @@ def render_timelapse(
     should_stop: Callable[[], bool],
     deadline: float | None = None,
     index: VideoIndex | None = None,
+    poster_path: Path | None = None,
 ) -> RenderResult:
     """Render `plan` from `source` (local path or http(s) URL) into `output_path` (MP4).
 
     "ranges" uses `index` (the source's MP4 index) when the caller has read it already.
+    With `poster_path`, the same ffmpeg also writes the middle frame there as a JPEG, taken from
+    the frames it encodes (a poster made afterwards decodes half the output again: ~0.4 s for
+    300 1080p frames); `make_poster` makes it from the output if that frame never came.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     watch = _Watch(should_stop, deadline)
     if is_url(source) and plan.download_first:
         source = str(_download(source, work_dir / "source", watch))
-    command = build_render_command(source, output_path, plan, ffmpeg=ffmpeg)
+    command = build_render_command(
+        source, output_path, plan, ffmpeg=ffmpeg, poster_path=poster_path
+    )
     feed: Iterator[bytes] | None = None
     stats: ReadStats | None = None
     if plan.strategy == "ranges":
         feed, stats = _keyframe_feed(source, plan, watch, index)
+    if poster_path is not None:
+        poster_path.unlink(missing_ok=True)  # only this render's frame counts
     log_path = work_dir / "ffmpeg-render.log"
     frames = _run(command, log_path, plan.frame_count, on_progress, watch, feed=feed)
     if stats is not None:
@@ -95,6 +103,8 @@ def render_timelapse(
         info = probe(str(output_path), ffmpeg=ffmpeg)
     except LapseError as exc:
         raise RenderError(f"The rendered video is unreadable: {exc.message}") from exc
+    if poster_path is not None and not _written(poster_path):
+        make_poster(output_path, poster_path, ffmpeg=ffmpeg, at_seconds=info.duration_seconds / 2)
     on_progress(100)
     return RenderResult(
         width=info.display_width,
@@ -123,13 +133,20 @@ def _keyframe_feed(
 
 
 def build_render_command(
-    source: str, output_path: Path, plan: RenderPlan, *, ffmpeg: str, loglevel: str = "error"
+    source: str,
+    output_path: Path,
+    plan: RenderPlan,
+    *,
+    ffmpeg: str,
+    loglevel: str = "error",
+    poster_path: Path | None = None,
 ) -> list[str]:
     """The ffmpeg argument list for `plan`; the benchmark runs it as is.
 
     For "keyframes" and "decode_all" ffmpeg reads `source` itself and samples with ``select``.
     For "ranges" it reads the kept keyframes as raw H.264/HEVC on stdin and only turns them
-    upright. Everything after the input is shared.
+    upright. Everything after the input is shared. With `poster_path` the finished frames are
+    split: all to the encoder, the middle one to a JPEG.
     """
     reading, picking = _reading(source, plan)
     filters = [
@@ -138,8 +155,12 @@ def build_render_command(
         "setsar=1",
         *finishing_filters(plan),
         f"setpts=N/{plan.output_fps}/TB",
+        # Each frame lasts one output frame: setpts keeps the source frame's duration, and from a
+        # VFR source (15 fps stretches) the rate conversion at the encoder doubled such a frame
+        # and lost the last one kept, so the output was not the frames the graph picked.
+        f"fps={plan.output_fps}",
     ]
-    return [
+    opening = [
         *base_args(ffmpeg),
         "-loglevel",
         loglevel,
@@ -148,8 +169,27 @@ def build_render_command(
         "pipe:1",
         "-stats_period",
         "0.5",
+    ]
+    if poster_path is None:
+        return [*opening, *reading, *encoder_args(plan, output_path, filters)]
+    *reading, _map, stream = reading  # the graph names the stream instead of -map
+    # The middle frame as make_poster takes it from the output: at duration / 2.
+    middle = min((plan.frame_count + 1) // 2, max(0, plan.frame_count - 1))
+    graph = (
+        f"[{stream}]{','.join(filters)},split[video][still];"
+        f"[still]select='eq(n,{middle})',{POSTER_FILTER}[poster]"
+    )
+    return [
+        *opening,
         *reading,
-        *encoder_args(plan, output_path, filters),
+        "-filter_complex",
+        graph,
+        "-map",
+        "[video]",
+        *encoder_args(plan, output_path, []),
+        "-map",
+        "[poster]",
+        *_poster_output(poster_path),
     ]
 
 
@@ -215,24 +255,25 @@ def make_poster(video_path: Path, poster_path: Path, *, ffmpeg: str, at_seconds:
         "-ss",
         f"{max(0.0, at_seconds):.3f}",
         *input_args(str(video_path)),
-        "-frames:v",
-        "1",
         # The output is BT.709 limited range; a JPEG is read as BT.601 full range (JFIF).
         "-vf",
         POSTER_FILTER,
-        "-q:v",
-        "3",
-        "-update",
-        "1",
-        "-f",
-        "image2",
-        str(poster_path),
+        *_poster_output(poster_path),
     ]
+    poster_path.unlink(missing_ok=True)
     completed = subprocess.run(command, capture_output=True, timeout=60, check=False)
-    if completed.returncode != 0 or not poster_path.exists() or poster_path.stat().st_size == 0:
+    if completed.returncode != 0 or not _written(poster_path):
         stderr = completed.stderr.decode("utf-8", "replace")
         logger.warning("poster failed: %s", stderr_tail(stderr))
         raise RenderError(f"The poster could not be made: {stderr_reason(stderr)}")
+
+
+def _poster_output(poster_path: Path) -> list[str]:
+    return ["-frames:v", "1", "-q:v", "3", "-update", "1", "-f", "image2", str(poster_path)]
+
+
+def _written(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
 
 
 class _Watch:

@@ -154,13 +154,14 @@ def test_parameter_sets_come_from_the_codec_configuration(corpus: Path) -> None:
     assert (h264.width, h264.height) == (320, 180)
 
 
-def test_a_front_index_costs_two_reads_and_an_end_index_three(corpus: Path) -> None:
+def test_a_front_or_an_end_index_costs_two_reads(corpus: Path) -> None:
     front = FileRangeSource(str(corpus / "moov_at_front.mp4"))
     read_index(front)
     end = FileRangeSource(str(corpus / "moov_at_end.mp4"))
     read_index(end)
     assert front.stats.requests <= 2
-    assert end.stats.requests <= 3
+    # the read that finds the moov past the media data takes the rest of the file with it
+    assert end.stats.requests <= 2
 
 
 class _SlowCountingSource:

@@ -226,6 +226,50 @@ def test_a_range_answers_its_bytes_with_the_headers_of_s3(
     assert answer.headers["etag"] == f'"{hashlib.md5(small).hexdigest()}"'
 
 
+# Headers of the connection and the server, not of the object.
+_TRANSPORT_HEADERS = {
+    "date",
+    "server",
+    "connection",
+    "x-amzn-requestid",
+    "access-control-allow-origin",
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "first", "last"),
+    [("bytes=10-19", 10, 19), ("bytes=0-0", 0, 0), (f"bytes=1000-{SMALL_BYTES + 5}", 1000, None)],
+)
+def test_a_plain_closed_range_is_answered_as_moto_answers_it(
+    server: Server, spec: str, first: int, last: int | None
+) -> None:
+    # Given an object with a content type, metadata and a name to be encoded
+    data = patterned(SMALL_BYTES, seed=3)
+    key = "ranges/named ü/clip.mp4"
+    server.s3.put_object(
+        Bucket=server.stack.bucket,
+        Key=key,
+        Body=data,
+        ContentType="video/mp4",
+        Metadata={"timelapse-id": "t-1"},
+    )
+    url = server.url(key)
+    # When a closed range is read plainly (served from the key's buffer, local/s3_streaming.py)
+    plain = request(url, headers={"Range": spec})
+    # and with a condition that holds, which moto answers itself
+    etag = plain.headers["etag"]
+    conditional = request(url, headers={"Range": spec, "If-Match": etag})
+    # Then both answers are the same: status, bytes and the object's headers
+    assert plain.status == conditional.status == 206
+    assert plain.body == conditional.body == data[first : None if last is None else last + 1]
+
+    def object_headers(answer: Answer) -> dict[str, str]:
+        return {k: v for k, v in answer.headers.items() if k not in _TRANSPORT_HEADERS}
+
+    assert object_headers(plain) == object_headers(conditional)
+    assert plain.headers["x-amz-meta-timelapse-id"] == "t-1"
+
+
 def test_a_head_with_a_range_answers_the_range_length(server: Server, small: bytes) -> None:
     answer = get_range(server, "ranges/small", "bytes=10-19", method="HEAD")
 
