@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
 from chalicelib import wiring
-from chalicelib.adapters.queue import PROCESS_MESSAGE
+from chalicelib.adapters.queue import PART_MESSAGE, PROCESS_MESSAGE
 from chalicelib.domain.keys import is_timelapse_id, timelapse_id_from_event_key
 from chalicelib.domain.timelapse import utcnow
 from chalicelib.domain.webhooks import WEBHOOK_MESSAGE
@@ -30,7 +30,8 @@ WEBHOOK_QUEUE_NAME = os.environ.get("LAPSE_WEBHOOK_QUEUE_NAME", "lapse-webhooks"
 WEBHOOK_DEAD_LETTER_QUEUE_NAME = os.environ.get(
     "LAPSE_WEBHOOK_DLQ_NAME", f"{WEBHOOK_QUEUE_NAME}-dlq"
 )
-# Stop rendering this long before Lambda would kill the function, to fail with a clear message.
+# Stop rendering this long before Lambda would kill the function, to fail with a clear message
+# (a tenth of the time for a function limit under 200 s: the local worker's short test limits).
 DEADLINE_MARGIN_SECONDS = 20.0
 
 
@@ -38,10 +39,12 @@ DEADLINE_MARGIN_SECONDS = 20.0
 class Work:
     """One unit of work found in a queue message."""
 
-    kind: str  # "object_created" | "process" | "webhook"
+    kind: str  # "object_created" | "process" | "part" | "webhook"
     timelapse_id: str
     key: str | None = None
     message: Mapping[str, Any] | None = None  # a webhook delivery, as queued
+    token: str | None = None  # a part: its fan-out's token, and its number
+    part: int | None = None
 
 
 def work_in_message(body: str) -> Iterator[Work]:
@@ -57,6 +60,11 @@ def work_in_message(body: str) -> Iterator[Work]:
         return
     if message.get("type") == PROCESS_MESSAGE and is_timelapse_id(message.get("timelapseId")):
         yield Work("process", message["timelapseId"])
+        return
+    if message.get("type") == PART_MESSAGE and is_timelapse_id(message.get("timelapseId")):
+        token, part = message.get("token"), message.get("part")
+        if isinstance(token, str) and isinstance(part, int) and not isinstance(part, bool):
+            yield Work("part", message["timelapseId"], token=token, part=part)
         return
     if message.get("type") == WEBHOOK_MESSAGE and is_timelapse_id(message.get("timelapseId")):
         yield Work("webhook", message["timelapseId"], message=message)
@@ -86,7 +94,8 @@ def _deadline(context: Any) -> float | None:
     if remaining is None:
         return None
     seconds_left = float(remaining()) / 1000.0
-    return time.monotonic() + seconds_left - DEADLINE_MARGIN_SECONDS
+    margin = min(DEADLINE_MARGIN_SECONDS, seconds_left / 10)
+    return time.monotonic() + seconds_left - margin
 
 
 def handle_work(work: Work, deadline: float | None) -> None:
@@ -100,6 +109,8 @@ def handle_work(work: Work, deadline: float | None) -> None:
     try:
         if work.kind == "object_created" and work.key:
             service.object_created(work.timelapse_id, work.key, deadline=deadline)
+        elif work.kind == "part" and work.token is not None and work.part is not None:
+            wiring.parts_service().run_part(work.timelapse_id, work.token, work.part, deadline)
         else:
             service.run(work.timelapse_id, deadline=deadline)
     finally:

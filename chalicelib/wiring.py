@@ -19,6 +19,7 @@ from chalicelib.adapters.webhook_secrets import DynamoDBWebhookSecrets, bind_sec
 from chalicelib.adapters.webhooks import HttpWebhookSender, SQSWebhookQueue, resolve
 from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.media.ffmpeg import locate_ffmpeg
+from chalicelib.services.parts import PartsService
 from chalicelib.services.ports import Notifier
 from chalicelib.services.processing import ProcessingService
 from chalicelib.services.timelapses import TimelapseService
@@ -159,7 +160,14 @@ def processing_service() -> ProcessingService:
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         max_attempts=settings.max_attempts,
+        # A render too long for one invocation is fanned out to parts on the processing queue.
+        queue=work_queue() if settings.queue_url else None,
     )
+
+
+@cache
+def parts_service() -> PartsService:
+    return PartsService(processing=processing_service(), queue=work_queue())
 
 
 @cache

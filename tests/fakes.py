@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from chalicelib.domain.fanout import FanOut
 from chalicelib.domain.idempotency import HOLD_SECONDS, KEEP_SECONDS, EarlierRequest
 from chalicelib.domain.plan import RenderPlan, SourceInfo
 from chalicelib.domain.timelapse import (
@@ -154,6 +155,7 @@ class FakeRecords:
             "completed_at": self.clock(),
             "lease_owner": None,
             "lease_expires_at": None,
+            "fanout": None,
         }
 
     def mark_uploaded(
@@ -190,6 +192,7 @@ class FakeRecords:
             "completed_at": None,
             "lease_owner": None,
             "lease_expires_at": None,
+            "fanout": None,
         }
         return self._transition(timelapse_id, Transition.REQUEUE, changes)
 
@@ -207,6 +210,7 @@ class FakeRecords:
             "lease_expires_at": now + timedelta(seconds=lease_seconds),
             "started_at": now,
             "error": None,
+            "fanout": None,
         }
         guard = Guard(now=now, max_attempts=max_attempts)
         return self._transition(timelapse_id, Transition.CLAIM, changes, guard)
@@ -220,6 +224,7 @@ class FakeRecords:
         stage: Stage | None = None,
         progress: int | None = None,
         source: dict[str, Any] | None = None,
+        part_frames: tuple[int, int] | None = None,
     ) -> Timelapse:
         changes: dict[str, Any] = {
             "lease_expires_at": self.clock() + timedelta(seconds=lease_seconds)
@@ -230,7 +235,77 @@ class FakeRecords:
             changes["progress"] = progress
         if source is not None:
             changes["source"] = source
+        if part_frames is not None:
+            return self._part_change(
+                timelapse_id, Transition.HEARTBEAT, token, changes, frames=part_frames
+            )
         return self._transition(timelapse_id, Transition.HEARTBEAT, changes, Guard(token=token))
+
+    def _part_change(
+        self,
+        timelapse_id: str,
+        transition: Transition,
+        token: str,
+        changes: dict[str, Any],
+        *,
+        frames: tuple[int, int] | None = None,
+        done: tuple[int, str] | None = None,
+        failed: int | None = None,
+    ) -> Timelapse:
+        """One write on a fanned-out record's parts (the record's progress follows them)."""
+        with self._lock:
+            current = self.items.get(timelapse_id)
+            fanout = current.fanout if current else None
+            if (
+                current is None
+                or fanout is None
+                or not allows(transition, current, Guard(token=token))
+                or (done is not None and done[0] in fanout.done)
+                or (failed is not None and failed in fanout.done)
+            ):
+                raise ConflictError(f"timelapse {timelapse_id} is not in the expected state")
+            if frames is not None:
+                fanout = replace(fanout, frames={**fanout.frames, frames[0]: frames[1]})
+            if done is not None:
+                part, key = done
+                fanout = replace(
+                    fanout,
+                    done=fanout.done | {part},
+                    keys={**fanout.keys, part: key},
+                    frames={**fanout.frames, part: fanout.parts[part].frame_count},
+                )
+            if failed is not None:
+                failures = {**fanout.failures, failed: fanout.failures.get(failed, 0) + 1}
+                fanout = replace(fanout, failures=failures)
+            updated = replace(
+                current,
+                **changes,
+                fanout=fanout,
+                progress=fanout.progress,
+                updated_at=self.clock(),
+            )
+            self.items[timelapse_id] = updated
+            self.writes.append((transition, timelapse_id))
+            return updated
+
+    def fan_out(
+        self, timelapse_id: str, token: str, fanout: FanOut, lease_seconds: float
+    ) -> Timelapse:
+        changes = {
+            "fanout": replace(fanout, done=frozenset(), keys={}, frames={}, failures={}),
+            "stage": Stage.RENDERING,
+            "progress": 0,
+            "lease_expires_at": self.clock() + timedelta(seconds=lease_seconds),
+        }
+        return self._transition(timelapse_id, Transition.FAN_OUT, changes, Guard(token=token))
+
+    def finish_part(
+        self, timelapse_id: str, token: str, part: int, *, key: str, frames: int
+    ) -> Timelapse:
+        return self._part_change(timelapse_id, Transition.FINISH_PART, token, {}, done=(part, key))
+
+    def fail_part(self, timelapse_id: str, token: str, part: int) -> Timelapse:
+        return self._part_change(timelapse_id, Transition.FAIL_PART, token, {}, failed=part)
 
     def complete(
         self,
@@ -251,6 +326,7 @@ class FakeRecords:
             "completed_at": self.clock(),
             "lease_owner": None,
             "lease_expires_at": None,
+            "fanout": None,
         }
         return self._transition(timelapse_id, Transition.COMPLETE, changes, Guard(token=token))
 
@@ -279,6 +355,7 @@ class FakeRecords:
             "progress": 0,
             "lease_owner": None,
             "lease_expires_at": None,
+            "fanout": None,
         }
         return self._transition(timelapse_id, Transition.EXPIRE_LEASE, changes, guard)
 
@@ -398,6 +475,20 @@ class FakeStorage:
                 if key and self.objects.pop(key, None) is not None:
                     self.deleted.append(key)
 
+    def delete_prefix(self, prefix: str) -> None:
+        for key, upload_id in self.list_multipart_uploads(prefix):
+            self.abort_multipart(key, upload_id)
+        with self._lock:
+            keys = [key for key in self.objects if key.startswith(prefix)]
+        self.delete(*keys)
+
+    def download(self, key: str, path: Path) -> None:
+        with self._lock:
+            found = self.objects.get(key)
+        if found is None:
+            raise NotFoundError(f"no object {key}")
+        path.write_bytes(found[0])
+
     def upload_file(
         self,
         path: Path,
@@ -453,9 +544,13 @@ class FakeQueue:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.parts: list[tuple[str, str, int]] = []
 
     def send_process(self, timelapse_id: str) -> None:
         self.sent.append(timelapse_id)
+
+    def send_part(self, timelapse_id: str, token: str, part: int) -> None:
+        self.parts.append((timelapse_id, token, part))
 
 
 class RecordingNotifier:
@@ -487,12 +582,17 @@ class FakeMedia:
         self.scanned: list[RenderPlan] = []
         self.single_passes: list[RenderPlan] = []  # render_skipping_idle's plans, as asked
         self.rendered: list[RenderPlan] = []
+        # Fanned-out renders: the keyframe times describing finds, a render that fails, and
+        # the joins made (the segments' contents, in order).
+        self.keyframes: tuple[float, ...] | None = None
+        self.fail_render: Exception | None = None
+        self.joined: list[list[bytes]] = []
 
     def describe(self, url: str) -> Described:
         """What the probe finds, as a file without a usable index (ffmpeg reads it)."""
         if self.refuse is not None:
             raise self.refuse
-        return Described(self.source, indexed=False, reads=ReadCount())
+        return Described(self.source, indexed=False, reads=ReadCount(), keyframes=self.keyframes)
 
     def render(
         self,
@@ -508,12 +608,15 @@ class FakeMedia:
     ) -> Rendered:
         self.renders += 1
         self.rendered.append(plan)
+        if self.fail_render is not None:
+            raise self.fail_render
         on_progress(50)
         self.rendering.set()
         while not self.release.wait(0.01):
             if should_stop():
                 raise RenderCancelled("stopped by the caller")
-        output.write_bytes(b"rendered timelapse")
+        end = plan.first_frame + plan.frame_count
+        output.write_bytes(f"frames {plan.first_frame}-{end}".encode())
         return Rendered(
             width=plan.output_width,
             height=plan.output_height,
@@ -562,3 +665,29 @@ class FakeMedia:
 
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None:
         poster.write_bytes(b"poster")
+
+    def join(
+        self,
+        segments: list[Path],
+        output: Path,
+        *,
+        durations: list[float],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> Rendered:
+        """Segments as FakeMedia.render writes them ("frames a-b"); the frames they name."""
+        contents = [segment.read_bytes() for segment in segments]
+        self.joined.append(contents)
+        output.write_bytes(b"|".join(contents))
+        frames = 0
+        for content in contents:
+            first, end = content.decode().removeprefix("frames ").split("-")
+            frames += int(end) - int(first)
+        return Rendered(
+            width=self.source.width,
+            height=self.source.height,
+            fps=30,
+            duration_seconds=frames / 30,
+            frame_count=frames,
+            size_bytes=output.stat().st_size,
+        )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from chalicelib.domain.plan import RenderPlan
 from chalicelib.media.idle_scan import find_idle, render_skipping_idle
+from chalicelib.media.join import join_segments
 from chalicelib.media.mp4index import VideoIndex
 from chalicelib.media.render import RenderResult, make_poster, render_timelapse
 from chalicelib.media.source import describe_source
@@ -24,7 +25,10 @@ class FfmpegRenderer:
     def describe(self, url: str) -> Described:
         found = describe_source(url, ffmpeg=self.ffmpeg)
         reads = ReadCount(found.index_reads.bytes_read, found.index_reads.requests)
-        return Described(found.info, found.index is not None, reads, found.index)
+        keyframes = (
+            tuple(k.seconds for k in found.index.keyframes) if found.index is not None else None
+        )
+        return Described(found.info, found.index is not None, reads, found.index, keyframes)
 
     def render(
         self,
@@ -78,6 +82,25 @@ class FfmpegRenderer:
             index=index,
         )
         return _rendered(result), rendered
+
+    def join(
+        self,
+        segments: list[Path],
+        output: Path,
+        *,
+        durations: list[float],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> Rendered:
+        result = join_segments(
+            segments,
+            output,
+            durations=durations,
+            ffmpeg=self.ffmpeg,
+            should_stop=should_stop,
+            deadline=deadline,
+        )
+        return _rendered(result)
 
     def find_idle(
         self,

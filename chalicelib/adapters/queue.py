@@ -10,10 +10,16 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 PROCESS_MESSAGE = "lapse.process"
+# One part of a fanned-out render: the record's fan-out token and the part's number.
+PART_MESSAGE = "lapse.part"
 
 
 def process_message(timelapse_id: str) -> dict[str, Any]:
     return {"type": PROCESS_MESSAGE, "timelapseId": timelapse_id}
+
+
+def part_message(timelapse_id: str, token: str, part: int) -> dict[str, Any]:
+    return {"type": PART_MESSAGE, "timelapseId": timelapse_id, "token": token, "part": part}
 
 
 class SQSWorkQueue:
@@ -24,4 +30,10 @@ class SQSWorkQueue:
     def send_process(self, timelapse_id: str) -> None:
         self._client.send_message(
             QueueUrl=self.queue_url, MessageBody=json.dumps(process_message(timelapse_id))
+        )
+
+    def send_part(self, timelapse_id: str, token: str, part: int) -> None:
+        self._client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps(part_message(timelapse_id, token, part)),
         )

@@ -21,6 +21,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.exceptions import DoesNotExist, PutError, QueryError, UpdateError
 from pynamodb.expressions.condition import Condition
@@ -29,6 +30,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.domain import schema
+from chalicelib.domain.fanout import FanOut, PartRange
 from chalicelib.domain.keys import is_timelapse_id
 from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.timelapse import (
@@ -120,6 +122,13 @@ class TimelapseModel(Model):
     lease_expires_at = NumberAttribute(attr_name="leaseExpiresAt", null=True)
     client_upload_id = UnicodeAttribute(attr_name="clientUploadId", null=True)
     original_etag = UnicodeAttribute(attr_name="originalEtag", null=True)
+    # A render fanned out to parts (domain/fanout.py): the parts, set once; the parts done (the
+    # conditional counter: a part is added once), their segments' keys, frames and failures.
+    fanout: MapAttribute[str, Any] = MapAttribute(null=True)
+    parts_done = UnicodeSetAttribute(attr_name="partsDone", null=True)
+    part_keys: MapAttribute[str, Any] = MapAttribute(attr_name="partKeys", null=True)
+    part_frames: MapAttribute[str, Any] = MapAttribute(attr_name="partFrames", null=True)
+    part_failures: MapAttribute[str, Any] = MapAttribute(attr_name="partFailures", null=True)
     ttl = TTLAttribute(null=True, attr_name=schema.TTL)
 
 
@@ -175,17 +184,37 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _fanout(item: TimelapseModel) -> FanOut | None:
+    raw = _plain(item.fanout)
+    if not raw:
+        return None
+
+    def numbers(attribute: MapAttribute[str, Any] | None) -> dict[int, int]:
+        return {int(k): int(v) for k, v in (_plain(attribute) or {}).items()}
+
+    return FanOut(
+        token=str(raw["token"]),
+        parts=tuple(PartRange(int(a), int(b), float(seek)) for a, b, seek in raw["parts"]),
+        frame_count=int(raw["frames"]),
+        done=frozenset(int(part) for part in item.parts_done or ()),
+        keys={int(k): str(v) for k, v in (_plain(item.part_keys) or {}).items()},
+        frames=numbers(item.part_frames),
+        failures=numbers(item.part_failures),
+    )
+
+
 def to_domain(item: TimelapseModel) -> Timelapse:
     upload = _plain(item.upload) or {}
     error = _plain(item.error)
     lease = item.lease_expires_at
+    fanout = _fanout(item)
     return Timelapse(
         id=item.id,
         owner_id=item.owner_id,
         project_id=item.project_id,
         status=Status(item.status),
         stage=Stage(item.stage) if item.stage else None,
-        progress=int(item.progress or 0),
+        progress=fanout.progress if fanout else int(item.progress or 0),
         content_type=item.content_type,
         size_bytes=None if item.size_bytes is None else int(item.size_bytes),
         original_video_key=item.original_video_key,
@@ -217,7 +246,19 @@ def to_domain(item: TimelapseModel) -> Timelapse:
         lease_expires_at=datetime.fromtimestamp(float(lease), UTC) if lease else None,
         client_upload_id=item.client_upload_id,
         original_etag=item.original_etag,
+        fanout=fanout,
     )
+
+
+def _without_fanout() -> list[Action]:
+    """A fresh attempt, or an ending, forgets any fan-out (its parts then stop by themselves)."""
+    return [
+        TimelapseModel.fanout.remove(),
+        TimelapseModel.parts_done.remove(),
+        TimelapseModel.part_keys.remove(),
+        TimelapseModel.part_frames.remove(),
+        TimelapseModel.part_failures.remove(),
+    ]
 
 
 def _upload_map(upload: UploadInfo) -> dict[str, Any]:
@@ -498,6 +539,7 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.completed_at.remove(),
                 TimelapseModel.lease_owner.remove(),
                 TimelapseModel.lease_expires_at.remove(),
+                *_without_fanout(),
             ],
             Transition.REQUEUE,
         )
@@ -525,6 +567,7 @@ class DynamoDBTimelapseRepository:
                 ),
                 TimelapseModel.started_at.set(_iso(now)),
                 TimelapseModel.error.remove(),
+                *_without_fanout(),
             ],
             Transition.CLAIM,
             Guard(now=now, max_attempts=max_attempts),
@@ -539,10 +582,15 @@ class DynamoDBTimelapseRepository:
         stage: Stage | None = None,
         progress: int | None = None,
         source: dict[str, Any] | None = None,
+        part_frames: tuple[int, int] | None = None,
     ) -> Timelapse:
-        """Extend the lease (and record stage/progress/source) while the worker still owns it."""
+        """Extend the lease (and record stage/progress/source, or how many frames a part of a
+        fanned-out render has rendered) while the worker still owns it."""
         expires = (utcnow() + timedelta(seconds=lease_seconds)).timestamp()
         actions: list[Action] = [TimelapseModel.lease_expires_at.set(expires)]
+        if part_frames is not None:
+            part, frames = part_frames
+            actions.append(TimelapseModel.part_frames[str(part)].set(frames))
         if stage is not None:
             actions.append(TimelapseModel.stage.set(stage.value))
         if progress is not None:
@@ -573,6 +621,7 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.completed_at.set(_iso(utcnow())),
                 TimelapseModel.lease_owner.remove(),
                 TimelapseModel.lease_expires_at.remove(),
+                *_without_fanout(),
             ],
             Transition.COMPLETE,
             Guard(token=token),
@@ -591,7 +640,62 @@ class DynamoDBTimelapseRepository:
             TimelapseModel.completed_at.set(_iso(utcnow())),
             TimelapseModel.lease_owner.remove(),
             TimelapseModel.lease_expires_at.remove(),
+            *_without_fanout(),
         ]
+
+    def fan_out(
+        self, timelapse_id: str, token: str, fanout: FanOut, lease_seconds: float
+    ) -> Timelapse:
+        """Hand the owned render to parts: the parts are written once, nothing is done yet."""
+        expires = (utcnow() + timedelta(seconds=lease_seconds)).timestamp()
+        parts = [[p.first_frame, p.end_frame, p.seek_seconds] for p in fanout.parts]
+        return self._update(
+            timelapse_id,
+            [
+                TimelapseModel.fanout.set(
+                    {"token": token, "parts": parts, "frames": fanout.frame_count}
+                ),
+                TimelapseModel.parts_done.remove(),
+                TimelapseModel.part_keys.set({}),
+                TimelapseModel.part_frames.set({}),
+                TimelapseModel.part_failures.set({}),
+                TimelapseModel.stage.set(Stage.RENDERING.value),
+                TimelapseModel.progress.set(0),
+                TimelapseModel.lease_expires_at.set(expires),
+            ],
+            Transition.FAN_OUT,
+            Guard(token=token),
+        )
+
+    def finish_part(
+        self, timelapse_id: str, token: str, part: int, *, key: str, frames: int
+    ) -> Timelapse:
+        """Count part `part` done, with its segment: once. A part finishing again (a duplicate
+        message, a retry that overlapped) meets a false condition (ConflictError), so exactly one
+        write makes the set complete, and the invocation that made it joins."""
+        name = str(part)
+        return self._update(
+            timelapse_id,
+            [
+                TimelapseModel.parts_done.add({name}),
+                TimelapseModel.part_keys[name].set(key),
+                TimelapseModel.part_frames[name].set(frames),
+            ],
+            Transition.FINISH_PART,
+            Guard(token=token),
+            also=~TimelapseModel.parts_done.contains(name),
+        )
+
+    def fail_part(self, timelapse_id: str, token: str, part: int) -> Timelapse:
+        """Count one failure of part `part` (the record says how many it has had)."""
+        failures = TimelapseModel.part_failures[str(part)]
+        return self._update(
+            timelapse_id,
+            [failures.set((failures | 0) + 1)],
+            Transition.FAIL_PART,
+            Guard(token=token),
+            also=~TimelapseModel.parts_done.contains(str(part)),
+        )
 
     def fail(self, timelapse_id: str, token: str, error: ErrorInfo) -> Timelapse:
         """processing → failed, by the worker that owns it."""
@@ -631,6 +735,7 @@ class DynamoDBTimelapseRepository:
                 TimelapseModel.progress.set(0),
                 TimelapseModel.lease_owner.remove(),
                 TimelapseModel.lease_expires_at.remove(),
+                *_without_fanout(),
             ],
             Transition.EXPIRE_LEASE,
             guard,

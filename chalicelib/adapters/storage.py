@@ -183,6 +183,16 @@ class S3Storage:
                 Delete={"Objects": [{"Key": k} for k in wanted], "Quiet": True},
             )
 
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under `prefix` and abort the multipart uploads there."""
+        for key, upload_id in self.list_multipart_uploads(prefix):
+            self.abort_multipart(key, upload_id)
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys = [found["Key"] for found in page.get("Contents", [])]
+            if keys:
+                self.delete(*keys)
+
     def download(self, key: str, path: Path) -> None:
         self._client.download_file(self.bucket, key, str(path))
 

@@ -9,6 +9,8 @@ from urllib.parse import unquote_plus
 VIDEOS_PREFIX = "videos/"
 TIMELAPSES_PREFIX = "timelapses/"
 POSTERS_PREFIX = "posters/"
+# The parts of a fanned-out render; the bucket's lifecycle rule removes what is left after a day.
+SEGMENTS_PREFIX = "segments/"
 
 # Content types a timelapse can be made from, and the extension the original is stored under.
 VIDEO_EXTENSIONS: dict[str, str] = {
@@ -79,6 +81,16 @@ def timelapse_key(timelapse_id: str) -> str:
 
 def poster_key(timelapse_id: str) -> str:
     return f"{POSTERS_PREFIX}{timelapse_id}.jpg"
+
+
+def segments_prefix(timelapse_id: str, token: str | None = None) -> str:
+    """Where a timelapse's segments lie (those of one fan-out, when `token` names it)."""
+    return f"{SEGMENTS_PREFIX}{timelapse_id}/" + (f"{token}/" if token else "")
+
+
+def segment_key(timelapse_id: str, token: str, part: int, attempt: str) -> str:
+    """One part's segment, as one attempt rendered it (a duplicate writes beside, never over)."""
+    return f"{segments_prefix(timelapse_id, token)}{part:04d}-{attempt}.mp4"
 
 
 def timelapse_id_from_event_key(raw_key: str) -> str | None:

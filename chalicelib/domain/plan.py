@@ -138,6 +138,14 @@ class RenderPlan:
     # Source-time ranges left out as idle (`skipIdle`), in order, not overlapping.
     dropped: tuple[tuple[float, float], ...] = ()
     recorded_at: float | None = None
+    # One part of a fanned-out render (domain/fanout.py): output frames first_frame… of the whole,
+    # decoded from `seek_seconds` into the source (0: from its start).
+    first_frame: int = 0
+    seek_seconds: float = 0.0
+
+    @property
+    def is_part(self) -> bool:
+        return self.first_frame > 0 or self.seek_seconds > 0
 
     @property
     def idle_seconds_skipped(self) -> float:
@@ -152,7 +160,8 @@ class RenderPlan:
         an ffmpeg expression: kept windows follow one another, each dropped range pushes the
         rest later by its length."""
         iv = self.sample_interval_seconds
-        terms = [f"N*{iv:.9f}"]
+        frame = f"(N+{self.first_frame})" if self.first_frame else "N"
+        terms = [f"{frame}*{iv:.9f}"]
         before = 0.0
         for start, end in self.dropped:
             first_after = round((start - before) / iv)
@@ -175,12 +184,20 @@ class RenderPlan:
 
     @property
     def select_expression(self) -> str:
-        """The ffmpeg ``select`` expression keeping the first frame of each sampling window."""
+        """The ffmpeg ``select`` expression keeping the first frame of each sampling window.
+
+        A part's input starts `seek_seconds` into the source (``t`` counts from there, and frames
+        before it come through with negative times: ``-noaccurate_seek``), so its windows are
+        numbered from the source's start again and only its own are kept."""
         iv = f"{self.sample_interval_seconds:.9f}"
-        slack = f"{_WINDOW_SLACK_SECONDS}"
+        offset = _WINDOW_SLACK_SECONDS + self.seek_seconds
+        slack = f"{offset:.9f}" if self.seek_seconds else f"{_WINDOW_SLACK_SECONDS}"
         window = f"floor((t+{slack})/{iv})"
         previous_window = f"floor((prev_selected_t+{slack})/{iv})"
         new_window = f"isnan(prev_selected_t)+gt({window},{previous_window})"
+        if self.is_part:
+            end = self.first_frame + self.frame_count
+            new_window = f"({new_window})*gte({window},{self.first_frame})*lt({window},{end})"
         if not self.dropped:
             return new_window
         # Frames inside a dropped range are never selected, so prev_selected_t stays outside them.

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from chalicelib.domain.fanout import FanOut
 from chalicelib.domain.options import RenderOptions
 
 _T = TypeVar("_T")
@@ -93,6 +94,8 @@ class Timelapse:
     client_upload_id: str | None = None
     # The original's ETag when its upload was accepted: a later object on the key is another.
     original_etag: str | None = None
+    # While the render runs as parts on the queue (domain/fanout.py): the parts and their state.
+    fanout: FanOut | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +133,9 @@ class Transition(StrEnum):
     HEARTBEAT = "heartbeat"  # the owning worker extends its lease, writes stage and progress
     COMPLETE = "complete"  # the owning worker finished
     FAIL = "fail"  # the owning worker gave up with a reason
+    FAN_OUT = "fan_out"  # the owning worker hands the render to parts on the queue
+    FINISH_PART = "finish_part"  # a part's segment is stored: counted once (the last one joins)
+    FAIL_PART = "fail_part"  # a part failed: counted; it is tried again or the timelapse fails
     FAIL_PENDING = "fail_pending"  # an upload refused before any worker claimed it
     FAIL_ABANDONED = "fail_abandoned"  # its message reached the dead-letter queue
     EXPIRE_LEASE = "expire_lease"  # the watchdog: the owner's lease ran out
@@ -174,6 +180,10 @@ TRANSITIONS: dict[Transition, tuple[From, ...]] = {
     Transition.HEARTBEAT: (_OWNED,),
     Transition.COMPLETE: (_OWNED,),
     Transition.FAIL: (_OWNED,),
+    # The parts of a fanned-out render share its lease token; each write also renews the lease.
+    Transition.FAN_OUT: (_OWNED,),
+    Transition.FINISH_PART: (_OWNED,),
+    Transition.FAIL_PART: (_OWNED,),
     Transition.FAIL_PENDING: (From(Status.PENDING),),
     Transition.FAIL_ABANDONED: (
         From(Status.PENDING),

@@ -45,10 +45,11 @@ class _Read:
 
 
 def choose_keyframes(keyframes: list[Keyframe], plan: RenderPlan) -> list[Keyframe]:
-    """The keyframe each sampling window keeps: the first whose time opens a new window."""
+    """The keyframe each sampling window keeps: the first whose time opens a new window (a
+    part's plan: of its own windows only)."""
     interval = plan.sample_interval_seconds
     chosen: list[Keyframe] = []
-    last_window = -1
+    last_window = plan.first_frame - 1
     for keyframe in keyframes:
         window = math.floor((keyframe.seconds + _WINDOW_SLACK_SECONDS) / interval)
         if window > last_window and not plan.is_dropped(keyframe.seconds):

@@ -204,8 +204,12 @@ def _reading(source: str, plan: RenderPlan) -> tuple[list[str], list[str]]:
         # Raw H.264/HEVC carries no display matrix and no timestamps: turn and time it here.
         return reading, orientation_filters(plan.rotation, plan.mirrored)
     keyframes_only = ["-skip_frame", "nokey", "-discard", "nokey"]
+    # A part of a fanned-out render starts at its keyframe; frames before the seek point (the
+    # demuxer may land earlier) are passed on, and the select expression keeps only the part's.
+    seek = ["-noaccurate_seek", "-ss", f"{plan.seek_seconds:.6f}"] if plan.seek_seconds else []
     reading = [
         *(keyframes_only if plan.strategy == "keyframes" else []),
+        *seek,
         "-threads",
         str(plan.threads),
         *input_args(source, max_pixels=plan.max_pixels, input_format=plan.input_format),

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from chalicelib.domain.fanout import FanOut
 from chalicelib.domain.idempotency import EarlierRequest
 from chalicelib.domain.plan import RenderPlan, SourceInfo
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
@@ -76,7 +77,15 @@ class TimelapseRepository(Protocol):
         stage: Stage | None = None,
         progress: int | None = None,
         source: dict[str, Any] | None = None,
+        part_frames: tuple[int, int] | None = None,
     ) -> Timelapse: ...
+    def fan_out(
+        self, timelapse_id: str, token: str, fanout: FanOut, lease_seconds: float
+    ) -> Timelapse: ...
+    def finish_part(
+        self, timelapse_id: str, token: str, part: int, *, key: str, frames: int
+    ) -> Timelapse: ...
+    def fail_part(self, timelapse_id: str, token: str, part: int) -> Timelapse: ...
     def complete(
         self,
         timelapse_id: str,
@@ -128,6 +137,11 @@ class Storage(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
     def upload_in_progress(self, key: str, upload_id: str) -> bool: ...
     def delete(self, *keys: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under `prefix` and abort its multipart uploads."""
+        ...
+
+    def download(self, key: str, path: Path) -> None: ...
     def upload_file(
         self,
         path: Path,
@@ -141,6 +155,12 @@ class Storage(Protocol):
 
 class WorkQueue(Protocol):
     def send_process(self, timelapse_id: str) -> None: ...
+
+
+class PartQueue(Protocol):
+    """The processing queue as the worker fans a render out on it (domain/fanout.py)."""
+
+    def send_part(self, timelapse_id: str, token: str, part: int) -> None: ...
 
 
 class Notifier(Protocol):
@@ -174,6 +194,8 @@ class Described:
     indexed: bool
     reads: ReadCount
     handle: object = None
+    # Every keyframe's time (seconds), when the container's index gave them.
+    keyframes: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +257,18 @@ class Renderer(Protocol):
         ...
 
     def poster(self, video: Path, poster: Path, *, at_seconds: float) -> None: ...
+    def join(
+        self,
+        segments: list[Path],
+        output: Path,
+        *,
+        durations: list[float],
+        should_stop: Callable[[], bool],
+        deadline: float | None,
+    ) -> Rendered:
+        """Concatenate the segments of a fanned-out render (files in one folder, in order, each
+        lasting its `durations`)."""
+        ...
 
 
 # --- webhooks (adapters/webhooks.py) -------------------------------------------------------------

@@ -20,10 +20,17 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.domain.keys import poster_key, timelapse_key
+from chalicelib.domain.fanout import (
+    SAFE_SHARE,
+    FanOut,
+    PartRange,
+    fanout_lease_seconds,
+    split_render,
+)
+from chalicelib.domain.keys import poster_key, segments_prefix, timelapse_key
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.parts import MULTIPART_THRESHOLD
-from chalicelib.domain.plan import RenderPlan, check_source_limits, plan_timelapse
+from chalicelib.domain.plan import RenderPlan, SourceInfo, check_source_limits, plan_timelapse
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import (
     ConflictError,
@@ -37,6 +44,7 @@ from chalicelib.services.ports import (
     Described,
     Notifier,
     ObjectInfo,
+    PartQueue,
     Rendered,
     Renderer,
     Storage,
@@ -61,8 +69,12 @@ class Heartbeat:
         *,
         lease_seconds: float,
         interval: float,
+        part: tuple[int, int] | None = None,
     ) -> None:
         self._records = records
+        # A part of a fanned-out render (its number, its frames) writes its own frames instead
+        # of the record's progress, which is then the sum over all parts.
+        self._part = part
         self._id = timelapse_id
         self._token = token
         self._lease = lease_seconds
@@ -82,8 +94,13 @@ class Heartbeat:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """No more writes from the thread (it is joined); `lost` still tells what it saw."""
         self._done.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
     @property
     def lost(self) -> bool:
@@ -108,9 +125,19 @@ class Heartbeat:
     def _write(self, *, source: dict[str, Any] | None = None) -> None:
         with self._lock:
             progress, stage = self._progress, self._stage
+        part_frames = None
+        if self._part is not None:
+            number, frames = self._part
+            part_frames = (number, frames * progress // 100)
         try:
             self._records.heartbeat(
-                self._id, self._token, self._lease, stage=stage, progress=progress, source=source
+                self._id,
+                self._token,
+                self._lease,
+                stage=stage,
+                progress=None if part_frames is not None else progress,
+                source=source,
+                part_frames=part_frames,
             )
         except ConflictError:
             self._lost.set()
@@ -151,6 +178,16 @@ class Heartbeat:
             self._lost.set()
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An original checked, described and planned: what a render (or one part) starts from."""
+
+    original: ObjectInfo
+    url: str
+    described: Described
+    plan: RenderPlan
+
+
 @dataclass
 class ProcessingService:
     records: TimelapseRepository
@@ -162,6 +199,8 @@ class ProcessingService:
     heartbeat_seconds: float = 1.0
     max_attempts: int = 3
     download_url_seconds: int = 6 * 3600
+    # Where a render too long for one invocation sends its parts (None: never fanned out).
+    queue: PartQueue | None = None
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -227,7 +266,7 @@ class ProcessingService:
             lease_seconds=self.lease_seconds,
             interval=self.heartbeat_seconds,
         )
-        with heartbeat, _work_dir(timelapse_id) as work_dir:
+        with heartbeat, work_dir_for(timelapse_id) as work_dir:
             return self._attempt(timelapse, token, heartbeat, work_dir, deadline)
 
     # --- one attempt ------------------------------------------------------------------------
@@ -242,7 +281,9 @@ class ProcessingService:
     ) -> Timelapse | None:
         outputs = (timelapse_key(timelapse.id), poster_key(timelapse.id))
         try:
-            output = self._render_and_upload(timelapse, heartbeat, work_dir, deadline)
+            output = self._render_and_upload(timelapse, token, heartbeat, work_dir, deadline)
+            if output is None:
+                return self.records.get(timelapse.id)  # fanned out: its parts go on
             heartbeat.check()
             done = self.records.complete(
                 timelapse.id,
@@ -312,23 +353,40 @@ class ProcessingService:
         assert found is not None
         return found
 
-    def _render_and_upload(
-        self, timelapse: Timelapse, heartbeat: Heartbeat, work_dir: Path, deadline: float | None
-    ) -> dict[str, Any]:
+    def prepare(self, timelapse: Timelapse) -> Prepared:
+        """The original checked again, described and planned (no idle scan)."""
         original = self._stored_original(timelapse)
         url = self.storage.presign_get(timelapse.original_video_key, self.download_url_seconds).url
         described = self.media.describe(url)
-        source = described.info
-        source_api = {**source.as_api(), "sizeBytes": original.size}
-        check_source_limits(source, self.limits)
+        check_source_limits(described.info, self.limits)
         plan = plan_timelapse(
-            source,
+            described.info,
             timelapse.target_seconds,
             self.limits,
             indexed=described.indexed,
             speed=timelapse.speed,
             options=timelapse.options,
         )
+        return Prepared(original, url, described, plan)
+
+    def _render_and_upload(
+        self,
+        timelapse: Timelapse,
+        token: str,
+        heartbeat: Heartbeat,
+        work_dir: Path,
+        deadline: float | None,
+    ) -> dict[str, Any] | None:
+        """Render and store the timelapse; None when it was handed to parts instead."""
+        prepared = self.prepare(timelapse)
+        original, url, described, plan = (
+            prepared.original,
+            prepared.url,
+            prepared.described,
+            prepared.plan,
+        )
+        source = described.info
+        source_api = {**source.as_api(), "sizeBytes": original.size}
         heartbeat.advance(Stage.RENDERING, source=source_api)
         if timelapse.options.skip_idle and timelapse.speed is None:
             plan = self._without_idle(
@@ -340,6 +398,10 @@ class ProcessingService:
                 work_dir=work_dir,
                 deadline=deadline,
             )
+        parts = self._parts(plan, described, deadline)
+        if parts:
+            self._fan_out(timelapse, token, heartbeat, plan=plan, parts=parts, deadline=deadline)
+            return None
         video = work_dir / "timelapse.mp4"
         started = time.monotonic()
         rendering: dict[str, Any] = {
@@ -366,19 +428,60 @@ class ProcessingService:
         metrics.add_metric(name="RenderSeconds", unit=MetricUnit.Seconds, value=render_seconds)
         metrics.add_metric(name="SourceBytes", unit=MetricUnit.Bytes, value=original.size)
         heartbeat.advance(Stage.UPLOADING)
+        self.store_outputs(timelapse.id, video, result, work_dir, heartbeat.check)
+        return output_info(result, source, plan)
+
+    def store_outputs(
+        self,
+        timelapse_id: str,
+        video: Path,
+        result: Rendered,
+        work_dir: Path,
+        check: Callable[[], None],
+    ) -> None:
+        """Make the poster from the timelapse and store both under the record's output keys."""
         poster = work_dir / "poster.jpg"
         self.media.poster(video, poster, at_seconds=result.duration_seconds / 2)
-        self._upload(timelapse, video, timelapse_key(timelapse.id), "video/mp4", heartbeat.check)
-        self._upload(timelapse, poster, poster_key(timelapse.id), "image/jpeg", heartbeat.check)
-        return {
-            "width": result.width,
-            "height": result.height,
-            "fps": result.fps,
-            "durationSeconds": round(result.duration_seconds, 3),
-            "sizeBytes": result.size_bytes,
-            "speedup": round(source.duration_seconds / max(result.duration_seconds, 1e-3), 2),
-            "idleSecondsSkipped": round(plan.idle_seconds_skipped, 3),
-        }
+        self.store(timelapse_id, video, timelapse_key(timelapse_id), "video/mp4", check)
+        self.store(timelapse_id, poster, poster_key(timelapse_id), "image/jpeg", check)
+
+    def _parts(
+        self, plan: RenderPlan, described: Described, deadline: float | None
+    ) -> tuple[PartRange, ...]:
+        """The parts to fan the render out to, when it would pass a safe share of the time this
+        invocation has (the function's limit); () to render it here."""
+        if self.queue is None or deadline is None:
+            return ()
+        budget = (deadline - time.monotonic()) * SAFE_SHARE
+        return split_render(
+            plan, described.info, budget_seconds=budget, keyframes=described.keyframes
+        )
+
+    def _fan_out(
+        self,
+        timelapse: Timelapse,
+        token: str,
+        heartbeat: Heartbeat,
+        *,
+        plan: RenderPlan,
+        parts: tuple[PartRange, ...],
+        deadline: float | None,
+    ) -> None:
+        """Hand the render to parts: one write on the record, one message per part."""
+        assert self.queue is not None
+        heartbeat.stop()  # from here on the parts keep the lease
+        heartbeat.check()
+        self.storage.delete_prefix(segments_prefix(timelapse.id))  # an earlier attempt's
+        lease = fanout_lease_seconds(self.lease_seconds, seconds_left(deadline))
+        self.records.fan_out(timelapse.id, token, FanOut(token, parts, plan.frame_count), lease)
+        for number in range(len(parts)):
+            self.queue.send_part(timelapse.id, token, number)
+        logger.info(
+            "fanned out",
+            extra={"parts": len(parts), "frames": plan.frame_count, "plan": plan.strategy},
+        )
+        metrics.add_metric(name="RendersFannedOut", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RenderParts", unit=MetricUnit.Count, value=len(parts))
 
     def _without_idle(
         self,
@@ -417,14 +520,15 @@ class ProcessingService:
             dropped=dropped,
         )
 
-    def _upload(
+    def store(
         self,
-        timelapse: Timelapse,
+        timelapse_id: str,
         path: Path,
         key: str,
         content_type: str,
         check: Callable[[], None],
     ) -> None:
+        """Upload a file the worker made; `check` raising (a cancel) stops and aborts it."""
         size = path.stat().st_size
         method = "multipart" if size > MULTIPART_THRESHOLD else "simple"
         self.storage.upload_file(
@@ -432,12 +536,29 @@ class ProcessingService:
             key,
             content_type=content_type,
             metadata={
-                "timelapse-id": timelapse.id,
+                "timelapse-id": timelapse_id,
                 "upload-method": method,
                 "file-size": str(size),
             },
             on_bytes=lambda _sent: check(),
         )
+
+
+def output_info(result: Rendered, source: SourceInfo, plan: RenderPlan) -> dict[str, Any]:
+    """The record's `output`: the timelapse as measured from the file."""
+    return {
+        "width": result.width,
+        "height": result.height,
+        "fps": result.fps,
+        "durationSeconds": round(result.duration_seconds, 3),
+        "sizeBytes": result.size_bytes,
+        "speedup": round(source.duration_seconds / max(result.duration_seconds, 1e-3), 2),
+        "idleSecondsSkipped": round(plan.idle_seconds_skipped, 3),
+    }
+
+
+def seconds_left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _source_read(described: Described, result: Rendered) -> dict[str, int]:
@@ -452,7 +573,7 @@ def _source_read(described: Described, result: Rendered) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _work_dir(timelapse_id: str) -> Iterator[Path]:
+def work_dir_for(timelapse_id: str) -> Iterator[Path]:
     """One fresh temporary folder per job, always removed."""
     path = Path(tempfile.mkdtemp(prefix=f"lapse-{timelapse_id[:8]}-"))
     try:

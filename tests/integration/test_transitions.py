@@ -11,6 +11,7 @@ import pytest
 from pynamodb.expressions.update import Action
 
 from chalicelib.adapters.records import DynamoDBTimelapseRepository, TimelapseModel
+from chalicelib.domain.fanout import FanOut, PartRange
 from chalicelib.domain.timelapse import (
     ErrorInfo,
     Guard,
@@ -45,6 +46,24 @@ STATES = {
 
 Write = Callable[[DynamoDBTimelapseRepository, str, datetime], Timelapse]
 
+PARTS = (PartRange(0, 10, 0.0), PartRange(10, 20, 5.0))
+
+
+def _with_parts(tid: str) -> str:
+    """The record holds a fan-out's parts (one unconditional write; its status is untouched)."""
+    TimelapseModel(tid).update(
+        actions=[
+            TimelapseModel.fanout.set(
+                {"token": OWNER, "parts": [[0, 10, 0], [10, 20, 5]], "frames": 20}
+            ),
+            TimelapseModel.part_keys.set({}),
+            TimelapseModel.part_frames.set({}),
+            TimelapseModel.part_failures.set({}),
+        ]
+    )
+    return tid
+
+
 WRITES: dict[Transition, Write] = {
     Transition.MARK_UPLOADED: lambda repo, tid, _now: repo.mark_uploaded(tid, queue=True),
     Transition.BIND_UPLOAD: lambda repo, tid, _now: repo.bind_client_upload(tid, "upload-1"),
@@ -57,6 +76,13 @@ WRITES: dict[Transition, Write] = {
         tid, OWNER, processed_video_key="t.mp4", poster_key="p.jpg", output={"fps": 30}
     ),
     Transition.FAIL: lambda repo, tid, _now: repo.fail(tid, OWNER, ERROR),
+    Transition.FAN_OUT: lambda repo, tid, _now: repo.fan_out(
+        tid, OWNER, FanOut(OWNER, PARTS, 20), 60
+    ),
+    Transition.FINISH_PART: lambda repo, tid, _now: repo.finish_part(
+        _with_parts(tid), OWNER, 1, key="segments/x", frames=10
+    ),
+    Transition.FAIL_PART: lambda repo, tid, _now: repo.fail_part(_with_parts(tid), OWNER, 1),
     Transition.FAIL_PENDING: lambda repo, tid, _now: repo.fail_pending(tid, ERROR),
     Transition.FAIL_ABANDONED: lambda repo, tid, now: repo.fail_abandoned(tid, ERROR, now),
     Transition.EXPIRE_LEASE: lambda repo, tid, now: repo.expire_lease(
