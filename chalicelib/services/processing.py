@@ -398,7 +398,9 @@ class ProcessingService:
                 work_dir=work_dir,
                 deadline=deadline,
             )
-        parts = self._parts(plan, described, deadline)
+        # skipIdle decides what to leave out over the whole source (a first pass, or the render
+        # itself with a speed): such renders are not split.
+        parts = () if timelapse.options.skip_idle else self._parts(plan, described, deadline)
         if parts:
             self._fan_out(timelapse, token, heartbeat, plan=plan, parts=parts, deadline=deadline)
             return None

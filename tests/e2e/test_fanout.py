@@ -86,7 +86,12 @@ def test_a_long_render_is_fanned_out_joined_once_and_exact_frame_by_frame(
     # and a duplicate message for its first part arrives while the parts run
     _send_part(short_limit_stack, tid, token, 0)
     seen: set[int] = set()
-    done = api.wait_for(tid, lambda r: seen.add(r["progress"]) or r["status"] != "processing")
+
+    def ended(record: dict[str, Any]) -> bool:
+        seen.add(record["progress"])
+        return record["status"] != "processing"
+
+    done = api.wait_for(tid, ended)
     # Then it completes once, at the asked length, with exactly the planned frames
     assert done["status"] == "complete", done
     assert done["output"]["parts"] == len(parts)
