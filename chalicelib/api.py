@@ -11,8 +11,9 @@ from urllib.parse import unquote
 
 from chalice.app import Blueprint, CORSConfig, Response
 
-from chalicelib import errors, wire, wiring
+from chalicelib import errors, inputs, wire, wiring
 from chalicelib.domain.idempotency import idempotency_key
+from chalicelib.domain.requests import project_id as checked_project_id
 from chalicelib.logs import logger
 from chalicelib.openapi import openapi_document
 from chalicelib.reference import reference_bundle, reference_page
@@ -187,7 +188,7 @@ def create_timelapse() -> dict[str, Any]:
     owner = _caller()
     key = idempotency_key(api.current_request.headers.get("idempotency-key"))
     service = wiring.timelapse_service()
-    command = service.parse_create(_required_body())
+    command = inputs.create_command(_required_body(), service.limits, service.callbacks)
     return wire.created(service.create(owner, command, idempotency_key=key))
 
 
@@ -204,8 +205,12 @@ def delete_timelapse(timelapse_id: str) -> None:
 @endpoint(api, "sign_upload_parts")
 def sign_upload_parts(timelapse_id: str) -> dict[str, Any]:
     owner = _caller()
-    signed = wiring.timelapse_service().sign_parts(owner, timelapse_id, _required_body())
-    return wire.part_urls(signed)
+    body = _required_body()
+    service = wiring.timelapse_service()
+    # 404 / 409 before the body's faults: the part numbers are checked against this upload.
+    timelapse = service.awaiting_multipart(owner, timelapse_id)
+    numbers = inputs.part_numbers(body, part_count=timelapse.upload.part_count or 0)
+    return wire.part_urls(service.sign_parts(timelapse, numbers))
 
 
 @endpoint(api, "get_upload")
@@ -216,7 +221,11 @@ def get_upload(timelapse_id: str) -> dict[str, Any]:
 @endpoint(api, "complete_upload")
 def complete_upload(timelapse_id: str) -> dict[str, Any]:
     owner = _caller()
-    return wire.envelope(wiring.timelapse_service().complete_upload(owner, timelapse_id, _body()))
+    body = _body()
+    service = wiring.timelapse_service()
+    timelapse = service.awaiting_multipart(owner, timelapse_id)
+    parts = inputs.completed_parts(body, part_count=timelapse.upload.part_count or 0)
+    return wire.envelope(service.complete_upload(timelapse, parts))
 
 
 @endpoint(api, "cancel_timelapse")
@@ -234,7 +243,7 @@ def process_timelapse(timelapse_id: str) -> dict[str, Any]:
 def _secret(value: str) -> Response:
     """A signing secret: no cache on the way may keep it."""
     return Response(
-        body=json.dumps({"secret": value}),
+        body=json.dumps(wire.webhook_secret(value)),
         status_code=200,
         headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
     )
@@ -253,5 +262,9 @@ def rotate_webhook_secret() -> Response:
 @endpoint(api, "list_project_timelapses")
 def list_project_timelapses(project_id: str) -> dict[str, Any]:
     owner = _caller()
-    query = dict(api.current_request.query_params or {})
-    return wire.page(wiring.timelapse_service().list_project(owner, project_id, query))
+    project = checked_project_id(project_id)
+    query = inputs.list_query(dict(api.current_request.query_params or {}))
+    found = wiring.timelapse_service().list_project(
+        owner, project, limit=query.limit, cursor=query.cursor, status=query.status
+    )
+    return wire.page(found)

@@ -10,42 +10,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib import errors, wire
-from chalicelib.domain.keys import VIDEO_FILE_EXTENSIONS
-from chalicelib.domain.limits import Limits, MiB
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from chalicelib import errors, inputs, wire
+from chalicelib.domain.limits import MiB
 from chalicelib.domain.options import (
     COMPANION_OPTION_METADATA,
-    DEFAULT_FPS,
-    DEFAULT_RESOLUTION,
-    FPS_CHOICES,
-    MAX_SPEED,
-    MIN_SPEED,
-    RESOLUTIONS,
     RenderOptions,
 )
-from chalicelib.domain.requests import (
-    MAX_FILENAME,
-    MAX_PARTS_PER_REQUEST,
-    MAX_PROJECT_ID,
-    MAX_URL,
-)
-from chalicelib.domain.timelapse import Status
 from chalicelib.routes import ROUTES, Route
-from chalicelib.services.uppy import MAX_PART_NUMBER
 
 Schema = dict[str, Any]
 
-DEFAULTS = Limits()
-MAX_CONTENT_TYPE = 100
-MAX_PAGE = 100
-DEFAULT_PAGE = 50
 SECURITY_SCHEME = "bearerAuth"
-
-# projectId (requests.project_id): 1–128 characters, not blank, no '#', '/', '\', tab or newline.
-_PROJECT_CHARS = r"[^#/\\\t\n\r]"
-PROJECT_ID_PATTERN = rf"^(?=.*\S){_PROJECT_CHARS}+$"
-PROJECT_PATH_PATTERN = rf"^{_PROJECT_CHARS}+$"
-NOT_BLANK = r"\S"
+REF = "#/components/schemas/{model}"
 
 # Every refusal a route can answer: status → (error class whose `code` the body carries, meaning).
 # api.HTTP_STATUS maps the same classes to the same statuses (checked by the unit test).
@@ -122,6 +101,10 @@ def _object(
 
 def _array(items: Schema, description: str = "", **keywords: Any) -> Schema:
     return _described({"type": "array", "items": items, **keywords}, description)
+
+
+def _bool(description: str) -> Schema:
+    return _described({"type": "boolean"}, description)
 
 
 def _enum(values: list[str], description: str = "") -> Schema:
@@ -203,163 +186,6 @@ def _output_schema() -> Schema:
     )
 
 
-def _fps_schema() -> Schema:
-    return {"type": "integer", "enum": list(FPS_CHOICES)}
-
-
-def _option_request_properties(limits: Limits) -> dict[str, Schema]:
-    """The timelapse options of a create (API.md, "Timelapse options"); null means the default."""
-    return {
-        "speed": _nullable(
-            _number(
-                "Speed-up factor instead of a length: the timelapse lasts the source's duration "
-                "÷ speed (at most the longest timelapse: a longer one fails with the speed to "
-                "ask for). With `targetSeconds` too: 400.",
-                minimum=_seconds(MIN_SPEED),
-                maximum=_seconds(MAX_SPEED),
-            )
-        ),
-        "fps": _nullable(
-            _described(
-                {**_fps_schema(), "default": DEFAULT_FPS},
-                "Output frame rate; the length stays what was asked.",
-            )
-        ),
-        "resolution": _nullable(
-            {
-                **_enum(
-                    list(RESOLUTIONS),
-                    "The output's short side at most this many pixels (the long side at most "
-                    "16:9 of it); never upscaled.",
-                ),
-                "default": DEFAULT_RESOLUTION,
-            }
-        ),
-        "skipIdle": {
-            "type": "boolean",
-            "default": False,
-            "description": "Leave out stretches where the picture does not change (a screen "
-            "left alone, a blinking cursor), keeping a short beat of each; "
-            "`output.idleSecondsSkipped` says how much. With `speed` the timelapse is shorter; "
-            "with `targetSeconds` the active parts fill the length.",
-        },
-        "timestamp": {
-            "type": "boolean",
-            "default": False,
-            "description": "Burn the source's time into a corner: wall-clock from the "
-            "recording's creation time when the file has one, else elapsed `h:mm:ss`.",
-        },
-        "deflicker": {
-            "type": "boolean",
-            "default": False,
-            "description": "Even out frame-to-frame brightness changes (camera timelapses).",
-        },
-    }
-
-
-def _bool(description: str) -> Schema:
-    return _described({"type": "boolean"}, description)
-
-
-def _create_request_schema() -> Schema:
-    extensions = ", ".join(f"`.{ext}`" for ext in sorted(VIDEO_FILE_EXTENSIONS))
-    limits = DEFAULTS
-    return _object(
-        {
-            "projectId": _string(
-                "Not blank; no '#', '/', '\\', tab or newline.",
-                minLength=1,
-                maxLength=MAX_PROJECT_ID,
-                pattern=PROJECT_ID_PATTERN,
-            ),
-            "contentType": _string(
-                "Advisory: the server decides what the file is from its bytes after upload. "
-                "Any `video/*` type (case-insensitive; parameters after ';' are ignored), "
-                'including `video/mp2t`; `application/octet-stream` or `""` when `filename` '
-                f"ends in a video extension ({extensions}). Clearly non-video types "
-                "(`text/*`, `image/*`, `audio/*`, `application/json`, …) answer 415.",
-                maxLength=MAX_CONTENT_TYPE,
-                examples=["video/mp4", "video/quicktime", "video/webm", "video/mp2t", ""],
-            ),
-            "sizeBytes": _integer(
-                f"Exact size of the file. Above {_size(limits.max_upload_bytes)} (configurable) "
-                f"answers 413; above {_size(limits.multipart_threshold_bytes)} the upload is "
-                "multipart.",
-                minimum=1,
-            ),
-            "filename": _nullable(
-                _string(
-                    "Used when downloading the original.", maxLength=MAX_FILENAME, pattern=NOT_BLANK
-                )
-            ),
-            "durationMinutes": _nullable(_number("The video's length, if known.", minimum=0)),
-            "targetSeconds": _nullable(
-                _number(
-                    "Wanted timelapse length; null or absent means the default.",
-                    minimum=_seconds(limits.min_target_seconds),
-                    maximum=_seconds(limits.max_target_seconds),
-                    default=_seconds(limits.default_target_seconds),
-                )
-            ),
-            **_option_request_properties(limits),
-            "process": {
-                "type": "boolean",
-                "default": True,
-                "description": "false: store the upload, process only on "
-                "`POST /timelapses/{timelapse_id}/process`.",
-            },
-            "callbackUrl": _nullable(
-                _string(
-                    "URL that receives a signed POST on each terminal state (see `webhooks`). "
-                    "Deployed: `https://` to a public address only (private, loopback, "
-                    "link-local, multicast and reserved addresses are refused, also when the "
-                    "host name resolves to one); locally, loopback `http://` is allowed too.",
-                    maxLength=MAX_URL,
-                    pattern="^https?://",
-                )
-            ),
-        },
-        required=["projectId", "contentType", "sizeBytes"],
-        description="Unknown fields are ignored.",
-    )
-
-
-def _part_numbers_request_schema() -> Schema:
-    return _object(
-        {
-            "partNumbers": _array(
-                _integer("From 1 to the upload's partCount.", minimum=1),
-                minItems=1,
-                maxItems=MAX_PARTS_PER_REQUEST,
-            )
-        }
-    )
-
-
-def _completed_part_schema() -> Schema:
-    """{partNumber, etag}; S3's spellings PartNumber / ETag are accepted too."""
-    number = _integer("From 1 to the upload's partCount.", minimum=1)
-    etag = _string("The part's ETag response header.", minLength=1)
-    either = [
-        {"anyOf": [{"required": ["partNumber"]}, {"required": ["PartNumber"]}]},
-        {"anyOf": [{"required": ["etag"]}, {"required": ["ETag"]}]},
-    ]
-    return {
-        "type": "object",
-        "properties": {"partNumber": number, "etag": etag, "PartNumber": number, "ETag": etag},
-        "allOf": either,
-    }
-
-
-def _complete_request_schema() -> Schema:
-    parts = _array(
-        _ref("CompletedPart"),
-        "Each partNumber once. null or absent: the server lists the stored parts itself.",
-        minItems=1,
-    )
-    return _object({"parts": _nullable(parts)}, required=[])
-
-
 def _component_schemas() -> dict[str, Schema]:
     return {
         "Error": _error_schema(),
@@ -367,148 +193,18 @@ def _component_schemas() -> dict[str, Schema]:
         "OutputInfo": _output_schema(),
         # Every answer lapse builds from a use case's result: from its model (wire.py).
         **wire.json_schemas(),
-        "CreateTimelapseRequest": _create_request_schema(),
-        "PartNumbersRequest": _part_numbers_request_schema(),
-        "CompletedPart": _completed_part_schema(),
-        "CompleteUploadRequest": _complete_request_schema(),
+        # Every body it takes: from the model that parses it (inputs.py).
+        **_request_schemas(),
         "WebhookEvent": _webhook_event_schema(),
-        "WebhookSecret": _object(
-            {
-                "secret": _string(
-                    "`whsec_` and the base64 of 32 random bytes, as Standard Webhooks libraries "
-                    "take it.",
-                    pattern="^whsec_[A-Za-z0-9+/]+={0,2}$",
-                )
-            }
-        ),
-        **_uppy_schemas(),
     }
 
 
-# --- Uppy (@uppy/aws-s3) ----------------------------------------------------------------------
-
-UPPY_KEY = (
-    "The object key lapse answered (`videos/<id>.<ext>`); another user's or a malformed one: 404."
-)
-
-
-def _uppy_sign_request_schema() -> Schema:
-    create = (
-        "Only for a request that creates (PUT or POST without uploadId); as in `POST /timelapses`."
+def _request_schemas() -> dict[str, Schema]:
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in inputs.MODELS], ref_template=REF
     )
-    return _object(
-        {
-            "method": _enum(["PUT", "POST", "GET", "DELETE"]),
-            "key": _string(
-                "Uppy's key: its own proposal on a create (ignored), else " + UPPY_KEY, minLength=1
-            ),
-            "uploadId": _string(
-                "Absent on a create (PUT: PutObject, POST: CreateMultipartUpload)."
-            ),
-            "partNumber": _integer(
-                "With PUT + uploadId: UploadPart.", minimum=1, maximum=MAX_PART_NUMBER
-            ),
-            "expiresIn": _integer("Seconds; capped at the upload URL lifetime.", minimum=1),
-            "projectId": _string(create, maxLength=MAX_PROJECT_ID, pattern=PROJECT_ID_PATTERN),
-            "sizeBytes": _integer(
-                create + " Optional (Uppy has none to pass): without it the size limit applies "
-                "to the stored object once the upload is complete (beyond it: `failed`, deleted).",
-                minimum=1,
-            ),
-            "contentType": _string(create + " Required there (Uppy 6.3+ passes it for a PUT)."),
-            "targetSeconds": _number(create),
-            **{
-                name: _described({k: v for k, v in schema.items() if k != "description"}, create)
-                for name, schema in _option_request_properties(DEFAULTS).items()
-            },
-            "filename": _string(create, maxLength=MAX_FILENAME),
-            "durationMinutes": _number(create),
-            "callbackUrl": _string(create, maxLength=MAX_URL),
-        },
-        required=["method", "key"],
-    )
-
-
-def _companion_metadata_schema() -> Schema:
-    numeric = {"anyOf": [_integer(minimum=1), _string(pattern=r"^\d+$")]}
-    return _object(
-        {
-            "projectId": _string(maxLength=MAX_PROJECT_ID, pattern=PROJECT_ID_PATTERN),
-            "sizeBytes": _described(
-                numeric,
-                "Optional: the file's size (`file.size`). Without it the size limit applies to "
-                "the stored object once the upload is complete.",
-            ),
-            "targetSeconds": {"anyOf": [_number(), _string()]},
-            "speed": {"anyOf": [_number(), _string()]},
-            "fps": {"anyOf": [_integer(), _string()]},
-            "resolution": _enum(list(RESOLUTIONS)),
-            **{
-                name: {"anyOf": [_bool(""), _enum(["true", "false"])]}
-                for name in ("skipIdle", "timestamp", "deflicker")
-            },
-        },
-        required=["projectId"],
-        description="Uppy's file meta (values arrive as strings); other fields are ignored.",
-    )
-
-
-def _uppy_schemas() -> dict[str, Schema]:
-    headers = {"type": "object", "additionalProperties": _string()}
-    part = _object({"PartNumber": _integer(minimum=1), "ETag": _string(minLength=1)})
-    return {
-        "UppySignRequest": _uppy_sign_request_schema(),
-        "UppySignedRequest": _object(
-            {
-                "url": _url("Presigned URL for exactly the request asked for."),
-                "key": _string(UPPY_KEY),
-                "timelapseId": _string(),
-                "headers": _described(headers, "Send these headers (Uppy 6.3+ does)."),
-                "expiresAt": _timestamp("When the URL expires."),
-            },
-            required=["url", "key", "timelapseId", "expiresAt"],
-        ),
-        "CompanionCreateRequest": _object(
-            {
-                "filename": _string(maxLength=MAX_FILENAME),
-                "type": _string("The file's content type.", maxLength=MAX_CONTENT_TYPE),
-                "metadata": _companion_metadata_schema(),
-            },
-            required=["type", "metadata"],
-        ),
-        "CompanionMultipart": _object(
-            {
-                "key": _string(UPPY_KEY),
-                "uploadId": _string(),
-                "bucket": _string(),
-                "timelapseId": _string(),
-            }
-        ),
-        "CompanionSignedPart": _object(
-            {"url": _url("Presigned PUT for the part."), "expires": _integer("Seconds.")}
-        ),
-        "CompanionParts": _array(_object({**part["properties"], "Size": _integer(minimum=0)})),
-        "CompanionCompleteRequest": _object(
-            {"parts": _array(part, "Absent: the server lists the stored parts.")}, required=[]
-        ),
-        "CompanionCompleted": _object(
-            {
-                "location": _url("A presigned GET of the stored original."),
-                "key": _string(),
-                "bucket": _string(),
-            }
-        ),
-        "CompanionParams": _object(
-            {
-                "method": _string(const="PUT"),
-                "url": _url("Presigned PUT signed for this key, content type and length."),
-                "fields": _object({}, description="Always empty (no POST form)."),
-                "headers": _described(headers, "Send these headers with the PUT."),
-                "key": _string(UPPY_KEY),
-                "timelapseId": _string(),
-            }
-        ),
-    }
+    defs: dict[str, Schema] = schemas["$defs"]
+    return defs
 
 
 # --- webhooks ---------------------------------------------------------------------------------
@@ -673,36 +369,21 @@ def _path_parameters() -> dict[str, Schema]:
         ),
         "project_id": _path_parameter(
             "project_id",
-            _string(maxLength=MAX_PROJECT_ID, pattern=PROJECT_PATH_PATTERN),
+            _string(maxLength=inputs.MAX_PROJECT_ID, pattern=inputs.PROJECT_PATH_PATTERN),
             "The project. One with no timelapses of the caller answers an empty list.",
         ),
         "upload_id": _path_parameter(
             "upload_id", _string(minLength=1), "The multipart upload's id."
         ),
         "part_number": _path_parameter(
-            "part_number", _integer(minimum=1, maximum=MAX_PART_NUMBER), "The part's number."
+            "part_number", _integer(minimum=1, maximum=inputs.MAX_PART_NUMBER), "The part's number."
         ),
     }
 
 
 def _query_parameters() -> dict[str, Schema]:
     return {
-        "limit": _query_parameter(
-            "limit",
-            _integer(minimum=1, maximum=MAX_PAGE, default=DEFAULT_PAGE),
-            "Page size. Out of range or not an integer: 400.",
-        ),
-        "cursor": _query_parameter(
-            "cursor",
-            _string(),
-            "`nextCursor` of the previous page; one this API did not hand out: 400.",
-        ),
-        "status": _query_parameter(
-            "status",
-            _enum([s.value for s in Status]),
-            "Only timelapses in this status. Another value: 400.",
-        ),
-        "key": _query_parameter("key", _string(minLength=1), UPPY_KEY, required=True),
+        "key": _query_parameter("key", _string(minLength=1), wire.UPPY_KEY, required=True),
         "filename": _query_parameter("filename", _string(), "The file's name."),
         "type": _query_parameter("type", _string(), "Content type.", required=True),
         "metadata[projectId]": _query_parameter(
@@ -735,7 +416,7 @@ HEADER_PARAMETERS: dict[str, Schema] = {
 
 
 # Answers too plain to be a named component.
-_PLAIN_ANSWERS: dict[str, Schema] = {"OpenApiDocument": {"type": "object"}, "Empty": _object({})}
+_PLAIN_ANSWERS: dict[str, Schema] = {"OpenApiDocument": {"type": "object"}}
 
 
 def _answer(route: Route) -> dict[str, Any]:
@@ -757,14 +438,17 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["description"] = route.description
     path_parameters, query_parameters = _path_parameters(), _query_parameters()
     parameters = [path_parameters[name] for name in re.findall(r"{(\w+)}", route.path)]
-    parameters += [query_parameters[name] for name in route.query]
+    if isinstance(route.query, tuple):
+        parameters += [query_parameters[name] for name in route.query]
+    else:
+        parameters += _model_parameters(route.query)
     parameters += [HEADER_PARAMETERS[name] for name in route.headers]
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
             "required": route.body_required,
-            "content": _json(_ref(route.body)),
+            "content": _json(_ref(route.body.__name__)),
         }
     if route.public:
         operation["security"] = []
@@ -776,6 +460,33 @@ def _operation(route: Route) -> dict[str, Any]:
         },
     }
     return operation
+
+
+def _model_parameters(model: type[BaseModel]) -> list[Schema]:
+    """A query model's fields as query parameters (their descriptions move to the parameter)."""
+    schema = model.model_json_schema(ref_template=REF)
+    required = set(schema.get("required", []))
+    return [
+        _query_parameter(
+            name,
+            _parameter_schema(field, schema.get("$defs", {})),
+            field.get("description", ""),
+            required=name in required,
+        )
+        for name, field in schema["properties"].items()
+    ]
+
+
+def _parameter_schema(field: Schema, defs: dict[str, Schema]) -> Schema:
+    """A field's schema as a parameter's: one kind (a query has no null), references inlined."""
+    kinds = [k for k in field.get("anyOf", [field]) if k != {"type": "null"}]
+    found = dict(kinds[0])
+    if "$ref" in found:
+        found = dict(defs[found["$ref"].rsplit("/", 1)[-1]])
+    if field.get("default") is not None:
+        found["default"] = field["default"]
+    drop = {"title", "description"}
+    return {k: v for k, v in found.items() if k not in drop}
 
 
 def _paths() -> dict[str, Any]:

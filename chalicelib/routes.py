@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
+from chalicelib import inputs
 from chalicelib.domain.limits import Limits, MiB
 from chalicelib.domain.options import COMPANION_OPTION_METADATA
 from chalicelib.reference import BUNDLE
@@ -21,9 +24,11 @@ _COMPANION_OVER = "409 once the timelapse no longer awaits its upload (the uploa
 
 @dataclass(frozen=True)
 class Route:
-    """One operation. `answer` and `body` name component schemas (openapi.py); `refusals` are the
-    error statuses beyond 401 and 500, which every authenticated route may answer; `query` names
-    query parameters (openapi.QUERY_PARAMETERS); path parameters come from the path itself."""
+    """One operation. `body` is the request model (chalicelib/inputs.py) that parses the body and
+    gives its schema; `answer` names the answer's component schema (its model in wire.py);
+    `refusals` are the error statuses beyond 401 and 500, which every authenticated route may
+    answer; `query` is the query's model, or names query parameters (openapi.py); path
+    parameters come from the path itself."""
 
     name: str  # the handler's name and the operationId
     method: str
@@ -33,9 +38,9 @@ class Route:
     answer: str | None  # None: no body (204), or `media_type` text
     answer_description: str
     refusals: frozenset[int] = frozenset()
-    body: str | None = None
+    body: type[BaseModel] | None = None
     body_required: bool = True
-    query: tuple[str, ...] = ()
+    query: type[BaseModel] | tuple[str, ...] = ()
     headers: tuple[str, ...] = ()  # optional request headers (openapi.HEADER_PARAMETERS)
     tag: str = "timelapses"
     description: str = ""
@@ -76,7 +81,7 @@ ROUTES: tuple[Route, ...] = (
         "create_timelapse", "POST", "/timelapses",
         "Create a timelapse and get its upload instructions", 201, "CreatedTimelapse",
         "Created; upload the original as told.", _refuses(400, 409, 413, 415, 422),
-        body="CreateTimelapseRequest", headers=("Idempotency-Key",),
+        body=inputs.CreateTimelapseRequest, headers=("Idempotency-Key",),
         description=(
             "Creates a pending timelapse (`stage: awaiting_upload`). Files up to "
             f"{Limits().multipart_threshold_bytes / MiB:g} MiB get a single presigned PUT, larger "
@@ -102,7 +107,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "sign_upload_parts", "POST", "/timelapses/{timelapse_id}/upload/parts",
         "Fresh URLs for some parts of a multipart upload", 200, "PartUrls",
-        "Presigned part URLs.", _refuses(400, 404, 409), body="PartNumbersRequest",
+        "Presigned part URLs.", _refuses(400, 404, 409), body=inputs.PartNumbersRequest,
         tag="uploads", description=f"For resuming after the first URLs expired. {_NOT_UPLOADING}",
     ),
     Route(
@@ -119,7 +124,7 @@ ROUTES: tuple[Route, ...] = (
         "Complete a multipart upload", 202, "TimelapseEnvelope",
         "Completed. The timelapse as it was (processing starts from the object's creation) or, "
         "where storage sends no events, already queued.",
-        _refuses(400, 404, 409), body="CompleteUploadRequest", body_required=False,
+        _refuses(400, 404, 409), body=inputs.CompleteUploadRequest, body_required=False,
         tag="uploads",
         description=(
             "400 when parts are missing or storage holds fewer bytes than declared; when it "
@@ -151,7 +156,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "list_project_timelapses", "GET", "/projects/{project_id}/timelapses",
         "List the caller's timelapses of a project, newest first", 200, "TimelapseList",
-        "One page.", _refuses(400), query=("limit", "cursor", "status"),
+        "One page.", _refuses(400), query=inputs.ListQuery,
     ),
     # --- webhooks -------------------------------------------------------------------------------
     Route(
@@ -177,7 +182,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "sign_upload_request", "POST", "/uploads/sign",
         "Uppy 6 `signRequest`: presign one S3 request", 200, "UppySignedRequest", "Signed.",
-        _refuses(400, 404, 409, 413, 415), body="UppySignRequest", tag="uppy",
+        _refuses(400, 404, 409, 413, 415), body=inputs.UppySignRequest, tag="uppy",
         description=(
             "PUT or POST without `uploadId` creates the timelapse (PutObject, "
             "CreateMultipartUpload) and answers lapse's key, which Uppy adopts. With `uploadId`: "
@@ -190,7 +195,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "companion_create_multipart", "POST", "/s3/multipart",
         "Uppy 4–5: create a timelapse and open its multipart upload", 200, "CompanionMultipart",
-        "Opened.", _refuses(400, 413, 415), body="CompanionCreateRequest", tag="uppy",
+        "Opened.", _refuses(400, 413, 415), body=inputs.CompanionCreateRequest, tag="uppy",
     ),
     Route(
         "companion_sign_part", "GET", "/s3/multipart/{upload_id}/{part_number}",
@@ -211,7 +216,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "companion_complete", "POST", "/s3/multipart/{upload_id}/complete",
         "Uppy 4–5: complete the upload", 200, "CompanionCompleted", "Completed.",
-        _refuses(400, 404, 409), body="CompanionCompleteRequest", body_required=False,
+        _refuses(400, 404, 409), body=inputs.CompleteUploadRequest, body_required=False,
         query=("key",), tag="uppy",
         description=(
             "Processing starts from the object's creation; where storage sends no events it is "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import models_json_schema
 
@@ -19,6 +19,7 @@ from chalicelib.domain.requests import MAX_PROJECT_ID
 from chalicelib.domain.timelapse import Stage, Status, iso
 from chalicelib.services import ports
 from chalicelib.services import timelapses as uses
+from chalicelib.services import uppy as uppy_uses
 from chalicelib.services.timelapses import FIRST_PART_URLS
 
 Body = dict[str, Any]
@@ -333,6 +334,92 @@ class Health(_Wire):
     status: Literal["ok"] = "ok"
 
 
+class WebhookSecret(_Wire):
+    secret: str = Field(
+        description="`whsec_` and the base64 of 32 random bytes, as Standard Webhooks libraries "
+        "take it.",
+        pattern="^whsec_[A-Za-z0-9+/]+={0,2}$",
+    )
+
+
+# --- Uppy (@uppy/aws-s3) ----------------------------------------------------------------------
+
+UPPY_KEY = (
+    "The object key lapse answered (`videos/<id>.<ext>`); another user's or a malformed one: 404."
+)
+
+
+class UppySignedRequest(_Wire):
+    """Uppy 6's `signRequest` answer."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
+
+    url: Url = Field(description="Presigned URL for exactly the request asked for.")
+    key: str = Field(description=UPPY_KEY)
+    timelapse_id: str
+    headers: dict[str, str] | None = Field(
+        default=None, description="Send these headers (Uppy 6.3+ does)."
+    )
+    expires_at: Timestamp = Field(description="When the URL expires.")
+
+    @classmethod
+    def of(cls, signed: uppy_uses.SignedRequest, key: str) -> UppySignedRequest:
+        headers = None if signed.content_type is None else {"Content-Type": signed.content_type}
+        return cls(
+            url=signed.url,
+            key=key,
+            timelapse_id=signed.timelapse.id,
+            headers=headers,
+            expires_at=iso(signed.expires_at) or "",
+        )
+
+    def body(self) -> Body:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class CompanionMultipart(_Wire):
+    key: str = Field(description=UPPY_KEY)
+    upload_id: str
+    bucket: str
+    timelapse_id: str
+
+
+class CompanionSignedPart(_Wire):
+    url: Url = Field(description="Presigned PUT for the part.")
+    expires: int = Field(description="Seconds.")
+
+
+class CompanionPart(BaseModel):
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+    PartNumber: int = Field(ge=1)
+    ETag: str = Field(min_length=1)
+    Size: int = Field(ge=0)
+
+
+class CompanionParts(RootModel[list[CompanionPart]]):
+    """The parts storage holds, in S3's spelling."""
+
+
+class CompanionCompleted(_Wire):
+    location: Url = Field(description="A presigned GET of the stored original.")
+    key: str
+    bucket: str
+
+
+class CompanionParams(_Wire):
+    method: Literal["PUT"] = "PUT"
+    url: Url = Field(description="Presigned PUT signed for this key, content type and length.")
+    fields: dict[str, str] = Field(description="Always empty (no POST form).")
+    headers: dict[str, str] = Field(description="Send these headers with the PUT.")
+    key: str = Field(description=UPPY_KEY)
+    timelapse_id: str
+
+
+class Empty(_Wire):
+    """`{}`."""
+
+
 # --- the blueprints' side -----------------------------------------------------------------------
 
 # Every answer model, for the OpenAPI document's components (named by their titles).
@@ -345,6 +432,14 @@ MODELS: tuple[type[BaseModel], ...] = (
     CreatedTimelapse,
     UploadStatus,
     Health,
+    WebhookSecret,
+    UppySignedRequest,
+    CompanionMultipart,
+    CompanionSignedPart,
+    CompanionParts,
+    CompanionCompleted,
+    CompanionParams,
+    Empty,
 )
 
 
@@ -393,3 +488,48 @@ def upload_state(state: uses.UploadState) -> Body:
 
 def health() -> Body:
     return Health().body()
+
+
+def webhook_secret(secret: str) -> Body:
+    return WebhookSecret(secret=secret).body()
+
+
+def uppy_signed(signed: uppy_uses.SignedRequest, key: str) -> Body:
+    return UppySignedRequest.of(signed, key).body()
+
+
+def companion_multipart(opened: uppy_uses.OpenedUpload) -> Body:
+    return CompanionMultipart(
+        key=opened.timelapse.original_video_key,
+        upload_id=opened.upload_id,
+        bucket=opened.bucket,
+        timelapse_id=opened.timelapse.id,
+    ).body()
+
+
+def companion_signed_part(url: str, seconds: int) -> Body:
+    return CompanionSignedPart(url=url, expires=seconds).body()
+
+
+def companion_parts(parts: list[ports.StoredPart]) -> list[Body]:
+    found = [CompanionPart(PartNumber=p.part_number, ETag=p.etag, Size=p.size) for p in parts]
+    listed: list[Body] = CompanionParts(found).model_dump(mode="json")
+    return listed
+
+
+def companion_completed(done: uppy_uses.CompletedUpload) -> Body:
+    return CompanionCompleted(location=done.location, key=done.key, bucket=done.bucket).body()
+
+
+def companion_params(signed: uppy_uses.SignedRequest) -> Body:
+    return CompanionParams(
+        url=signed.url,
+        fields={},
+        headers={"Content-Type": signed.content_type or ""},
+        key=signed.timelapse.original_video_key,
+        timelapse_id=signed.timelapse.id,
+    ).body()
+
+
+def empty() -> Body:
+    return Empty().body()

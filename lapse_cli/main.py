@@ -15,8 +15,8 @@ from typing import Any
 
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import RenderPlan, check_source_limits, plan_timelapse
-from chalicelib.domain.requests import pace
 from chalicelib.errors import LapseError
+from chalicelib.inputs import pace
 from chalicelib.media.ffmpeg import locate_ffmpeg
 from chalicelib.media.idle_scan import find_idle
 from chalicelib.media.render import RenderResult, make_poster, render_timelapse

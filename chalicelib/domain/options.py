@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import ValidationError
-
 FPS_CHOICES = (24, 25, 30, 50, 60)
 # The output's short side at most this many pixels (the long side at most 16:9 of it).
 RESOLUTIONS = {"720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160}
@@ -57,49 +55,6 @@ class RenderOptions:
             resolution=str(raw.get("resolution", DEFAULT_RESOLUTION)),
             **{name: bool(raw.get(field, False)) for field, name in _FLAGS.items()},
         )
-
-
-def parse_options(body: dict[str, Any]) -> RenderOptions:
-    """The options of a create body; each refusal names the field and what it accepts."""
-    return RenderOptions(
-        fps=_fps(body.get("fps")),
-        resolution=_resolution(body.get("resolution")),
-        **{name: _flag(body, field) for field, name in _FLAGS.items()},
-    )
-
-
-def parse_speed(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError("speed must be a number")
-    if not MIN_SPEED <= value <= MAX_SPEED:  # NaN and infinities fail this too
-        raise ValidationError(f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}")
-    return float(value)
-
-
-def _fps(value: Any) -> int:
-    if value is None:
-        return DEFAULT_FPS
-    choices = ", ".join(str(choice) for choice in FPS_CHOICES)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value not in FPS_CHOICES:
-        raise ValidationError(f"fps must be one of {choices}")
-    return int(value)
-
-
-def _resolution(value: Any) -> str:
-    if value is None:
-        return DEFAULT_RESOLUTION
-    if not isinstance(value, str) or value not in RESOLUTIONS:
-        raise ValidationError(f"resolution must be one of {', '.join(RESOLUTIONS)}")
-    return value
-
-
-def _flag(body: dict[str, Any], field: str) -> bool:
-    value = body.get(field, False)
-    if not isinstance(value, bool):
-        raise ValidationError(f"{field} must be true or false")
-    return value
 
 
 # The create fields Uppy 4–5 passes as `metadata[name]` query parameters (GET /s3/params).

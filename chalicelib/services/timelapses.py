@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from chalicelib.domain import requests
 from chalicelib.domain.idempotency import EarlierRequest, fingerprint
@@ -14,6 +13,7 @@ from chalicelib.domain.keys import new_timelapse_id as _new_id
 from chalicelib.domain.keys import original_key, poster_key, timelapse_key
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.parts import plan_parts
+from chalicelib.domain.requests import CreateTimelapse
 from chalicelib.domain.timelapse import (
     ErrorInfo,
     Stage,
@@ -136,14 +136,10 @@ class TimelapseService:
 
     # --- create and upload --------------------------------------------------------------------
 
-    def parse_create(self, body: Any, *, size_required: bool = True) -> requests.CreateRequest:
-        """The create command from a request body, under this service's limits and policy."""
-        return requests.parse_create(body, self.limits, self.callbacks, size_required=size_required)
-
     def create(
         self,
         owner_id: str,
-        request: requests.CreateRequest,
+        request: CreateTimelapse,
         *,
         idempotency_key: str | None = None,
     ) -> Created:
@@ -151,7 +147,7 @@ class TimelapseService:
             return self._create(owner_id, request)
         return self._create_once(owner_id, request, idempotency_key)
 
-    def _create_once(self, owner_id: str, request: requests.CreateRequest, key: str) -> Created:
+    def _create_once(self, owner_id: str, request: CreateTimelapse, key: str) -> Created:
         """A repeat of the same request under the same key answers the first answer again (the
         same timelapse, fresh upload URLs); another request under it is refused, as is a repeat
         while the first is still being handled."""
@@ -180,7 +176,7 @@ class TimelapseService:
         timelapse = self.records.get_owned(earlier.timelapse_id, owner_id)
         return Created(timelapse, self._upload_instructions(timelapse))
 
-    def _create(self, owner_id: str, request: requests.CreateRequest) -> Created:
+    def _create(self, owner_id: str, request: CreateTimelapse) -> Created:
         timelapse_id = _new_id()
         key = original_key(timelapse_id, request.content_type, request.filename)
         upload_info = UploadInfo(UploadMethod.PUT)
@@ -256,7 +252,8 @@ class TimelapseService:
         expires = min((s.expires_at for _, s in signed), default=utcnow())
         return SignedParts([PartUrl(n, s.url) for n, s in signed], expires)
 
-    def _awaiting_multipart(self, owner_id: str, timelapse_id: str) -> Timelapse:
+    def awaiting_multipart(self, owner_id: str, timelapse_id: str) -> Timelapse:
+        """The caller's timelapse whose multipart upload is still awaited (404, else 409)."""
         timelapse = self.records.get_owned(timelapse_id, owner_id)
         if not timelapse.is_multipart:
             raise ConflictError("this timelapse was created for a single PUT upload, not multipart")
@@ -267,28 +264,29 @@ class TimelapseService:
             )
         return timelapse
 
-    def sign_parts(self, owner_id: str, timelapse_id: str, body: Any) -> SignedParts:
-        timelapse = self._awaiting_multipart(owner_id, timelapse_id)
-        assert timelapse.upload.part_count
-        numbers = requests.parse_part_numbers(body, timelapse.upload.part_count)
+    def sign_parts(self, timelapse: Timelapse, numbers: list[int]) -> SignedParts:
+        """Fresh URLs for parts of `timelapse`'s upload (from `awaiting_multipart`)."""
         return self._part_urls(timelapse, numbers)
 
     def upload_status(self, owner_id: str, timelapse_id: str) -> UploadState:
-        timelapse = self._awaiting_multipart(owner_id, timelapse_id)
+        timelapse = self.awaiting_multipart(owner_id, timelapse_id)
         upload = timelapse.upload
         assert upload.upload_id
         stored = self.storage.list_parts(timelapse.original_video_key, upload.upload_id)
         return UploadState(upload.upload_id, upload.part_size, upload.part_count, stored)
 
-    def complete_upload(self, owner_id: str, timelapse_id: str, body: Any) -> Timelapse:
-        timelapse = self._awaiting_multipart(owner_id, timelapse_id)
+    def complete_upload(
+        self, timelapse: Timelapse, wanted: list[tuple[int, str]] | None
+    ) -> Timelapse:
+        """Complete `timelapse`'s upload (from `awaiting_multipart`) with the client's
+        (partNumber, etag) list, or with what storage holds when None."""
+        timelapse_id = timelapse.id
         upload = timelapse.upload
         assert upload.upload_id
         assert upload.part_count
         key = timelapse.original_video_key
         # lapse's own multipart uploads always have a declared size (Uppy's are its own).
         assert timelapse.size_bytes is not None
-        wanted = requests.parse_completed_parts(body, upload.part_count)
         stored = {p.part_number: p for p in self.storage.list_parts(key, upload.upload_id)}
         total = sum(p.size for p in stored.values())
         if total > timelapse.size_bytes:
@@ -328,15 +326,19 @@ class TimelapseService:
         )
         return TimelapseView(timelapse, urls)
 
-    def list_project(self, owner_id: str, project_id: str, query: dict[str, str]) -> Page:
-        items, cursor = self.records.list_by_project(
-            owner_id,
-            requests.project_id(project_id),
-            limit=requests.parse_limit(query.get("limit")),
-            cursor=query.get("cursor") or None,
-            status=requests.parse_status(query.get("status")),
+    def list_project(
+        self,
+        owner_id: str,
+        project_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: Status | None = None,
+    ) -> Page:
+        items, next_cursor = self.records.list_by_project(
+            owner_id, requests.project_id(project_id), limit=limit, cursor=cursor, status=status
         )
-        return Page(items, cursor)
+        return Page(items, next_cursor)
 
     # --- change -------------------------------------------------------------------------------
 

@@ -18,32 +18,15 @@ not check that an uploadId belongs to the key it is sent with, so lapse checks i
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import datetime
 
-from chalicelib.domain import requests
-from chalicelib.domain.keys import (
-    filename_extension,
-    timelapse_id_from_original_key,
-    type_for_extension,
-)
-from chalicelib.domain.timelapse import Stage, Status, Timelapse, iso
+from chalicelib.domain.keys import timelapse_id_from_original_key
+from chalicelib.domain.requests import CreateTimelapse
+from chalicelib.domain.timelapse import Stage, Status, Timelapse
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.services.ports import StoredPart
 from chalicelib.services.timelapses import PutUpload, TimelapseService
-
-# S3's own bounds: part numbers 1–10,000 whatever size the client splits the file into.
-MAX_PART_NUMBER = 10_000
-# What Uppy 6 passes to `signRequest`; the rest of the body describes the timelapse to create.
-SIGN_FIELDS = frozenset({"method", "key", "uploadId", "partNumber", "expiresIn"})
-# Companion metadata that describes the timelapse (values arrive as strings).
-NUMERIC_METADATA = ("sizeBytes", "targetSeconds", "durationMinutes", "speed", "fps")
-TEXT_METADATA = ("projectId", "filename", "callbackUrl", "resolution")
-# Timelapse options that are true or false: "true"/"false" as Companion metadata.
-FLAG_METADATA = ("skipIdle", "timestamp", "deflicker")
-METHODS = frozenset({"PUT", "POST", "GET", "DELETE"})
-# Uppy 6's own object key for a file: `<random UUID>-<file name>`.
-UPPY_KEY_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-")
 
 
 @dataclass(frozen=True)
@@ -57,90 +40,31 @@ class S3Request:
     expires_in: int | None
 
 
-def parse_sign_request(body: Any) -> tuple[S3Request, dict[str, Any]]:
-    """The request to sign, and the fields for creating a timelapse (used only by a create)."""
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object")
-    method = body.get("method")
-    if not isinstance(method, str) or method.upper() not in METHODS:
-        raise ValidationError(f"method must be one of {', '.join(sorted(METHODS))}")
-    key = body.get("key")
-    if not isinstance(key, str) or not key:
-        raise ValidationError("key must be a non-empty string")
-    upload_id = body.get("uploadId")
-    if upload_id is not None and (not isinstance(upload_id, str) or not upload_id):
-        raise ValidationError("uploadId must be a non-empty string")
-    part = body.get("partNumber")
-    expires = body.get("expiresIn")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
-        raise ValidationError("expiresIn must be an integer number of seconds")
-    request = S3Request(
-        method.upper(), key, upload_id, None if part is None else part_number(part), expires
-    )
-    # contentType stays: Uppy passes the file's type for a PUT, the front end may pass it always.
-    fields = {name: value for name, value in body.items() if name not in SIGN_FIELDS}
-    return request, fields
+@dataclass(frozen=True)
+class SignedRequest:
+    """A presigned S3 request for `timelapse`'s original (`content_type`: what to send, for a
+    request that creates)."""
+
+    timelapse: Timelapse
+    url: str
+    expires_at: datetime
+    content_type: str | None = None
 
 
-def fields_from_uppy_key(key: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """What Uppy's proposed key tells of the file when the front end passed nothing else: Uppy 6
-    names a file's key `<uuid>-<file name>`, so the name, and from its extension the type a
-    browser gives such a file (the presigned request is signed for that Content-Type)."""
-    name = UPPY_KEY_PREFIX.sub("", key.rsplit("/", maxsplit=1)[-1])
-    found = dict(fields)
-    if "filename" not in found and _usable_name(name):
-        found["filename"] = name
-    if "contentType" not in found:
-        found["contentType"] = type_for_extension(filename_extension(found.get("filename"))) or ""
-    return found
+@dataclass(frozen=True)
+class OpenedUpload:
+    """A multipart upload lapse opened for a new timelapse (Companion)."""
+
+    timelapse: Timelapse
+    upload_id: str
+    bucket: str
 
 
-def _usable_name(name: str) -> bool:
-    try:
-        return (
-            bool(name) and len(name) <= requests.MAX_FILENAME and bool(requests.safe_filename(name))
-        )
-    except ValidationError:
-        return False
-
-
-def part_number(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PART_NUMBER:
-        raise ValidationError(f"partNumber must be an integer from 1 to {MAX_PART_NUMBER}")
-    return value
-
-
-def _numeric(value: Any) -> Any:
-    """Companion metadata arrives as strings ("123"); other values are left to the create path."""
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return int(number) if number.is_integer() and "." not in value else number
-    return value
-
-
-def _flag(value: Any) -> Any:
-    """ "true"/"false" (metadata travels as text) as booleans; other values left to the create."""
-    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
-
-
-def companion_create_fields(filename: Any, content_type: Any, metadata: Any) -> dict[str, Any]:
-    """A create body from Uppy 4–5's `{filename, type, metadata}`."""
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        raise ValidationError("metadata must be an object")
-    fields = {name: _numeric(metadata[name]) for name in NUMERIC_METADATA if name in metadata}
-    fields.update({name: metadata[name] for name in TEXT_METADATA if name in metadata})
-    fields.update({name: _flag(metadata[name]) for name in FLAG_METADATA if name in metadata})
-    fields["contentType"] = content_type
-    if filename:
-        fields.setdefault("filename", filename)
-    return fields
+@dataclass(frozen=True)
+class CompletedUpload:
+    key: str
+    bucket: str
+    location: str  # a presigned GET of the stored original
 
 
 @dataclass
@@ -149,12 +73,11 @@ class UppyService:
 
     # --- shared -------------------------------------------------------------------------------
 
-    def _create(self, owner_id: str, fields: dict[str, Any]) -> tuple[Timelapse, PutUpload]:
+    def _create(self, owner_id: str, command: CreateTimelapse) -> tuple[Timelapse, PutUpload]:
         """The one create path, for a single upload: Uppy makes its own multipart uploads."""
         limits = self.timelapses.limits
         whole = replace(limits, multipart_threshold_bytes=limits.max_upload_bytes)
         service = replace(self.timelapses, limits=whole)
-        command = service.parse_create(fields, size_required=False)
         created = service.create(owner_id, command)
         assert isinstance(created.upload, PutUpload)  # no multipart threshold: always one PUT
         return created.timelapse, created.upload
@@ -173,7 +96,7 @@ class UppyService:
             raise NotFoundError(f"no upload {key!r}")
         return timelapse
 
-    def _uploading(self, owner_id: str, key: str, upload_id: str) -> Timelapse:
+    def uploading(self, owner_id: str, key: str, upload_id: str) -> Timelapse:
         """The caller's timelapse that still awaits this upload, its one bound upload.
 
         Once the timelapse is over (cancelled through the API, say), the browser's multipart
@@ -216,18 +139,17 @@ class UppyService:
 
     # --- Uppy 6: signRequest ------------------------------------------------------------------
 
-    def sign(self, owner_id: str, body: Any) -> dict[str, Any]:
-        request, fields = parse_sign_request(body)
-        if request.upload_id is None:
-            return self._sign_new_upload(owner_id, request, fields)
+    def sign(self, owner_id: str, request: S3Request) -> SignedRequest:
+        """Sign a request about an upload in progress (it names its uploadId)."""
         storage = self.timelapses.storage
         key, upload_id = request.key, request.upload_id
-        params: dict[str, Any] = {"Key": key, "UploadId": upload_id}
+        assert upload_id is not None  # a request without one creates: sign_new_upload
+        params: dict[str, str | int] = {"Key": key, "UploadId": upload_id}
         if request.method == "DELETE":
             timelapse = self._abort(owner_id, key, upload_id)
             operation = "abort_multipart_upload"
         else:
-            timelapse = self._uploading(owner_id, key, upload_id)
+            timelapse = self.uploading(owner_id, key, upload_id)
             if request.method == "PUT":
                 if request.part_number is None:
                     raise ValidationError("partNumber is required to sign an upload part")
@@ -238,44 +160,27 @@ class UppyService:
                 "POST": "complete_multipart_upload",
             }[request.method]
         signed = storage.presign_request(operation, params, self._seconds(request.expires_in))
-        return {
-            "url": signed.url,
-            "key": key,
-            "timelapseId": timelapse.id,
-            "expiresAt": iso(signed.expires_at),
-        }
+        return SignedRequest(timelapse, signed.url, signed.expires_at)
 
-    def _sign_new_upload(
-        self, owner_id: str, request: S3Request, fields: dict[str, Any]
-    ) -> dict[str, Any]:
-        """PUT (simple upload) or POST (CreateMultipartUpload) without uploadId: a new timelapse."""
-        if request.method not in {"PUT", "POST"}:
-            raise ValidationError(
-                f"{request.method} without uploadId is not an upload request; "
-                "delete a timelapse with DELETE /timelapses/{id}"
-            )
-        timelapse, upload = self._create(owner_id, fields_from_uppy_key(request.key, fields))
-        key = timelapse.original_video_key
-        headers = {"Content-Type": upload.content_type}
-        answer = {"key": key, "timelapseId": timelapse.id, "headers": headers}
+    def sign_new_upload(
+        self, owner_id: str, request: S3Request, command: CreateTimelapse
+    ) -> SignedRequest:
+        """PUT (simple upload) or POST (CreateMultipartUpload) without uploadId: a new timelapse,
+        and the request signed for lapse's key (Uppy adopts a key the server returns)."""
+        timelapse, upload = self._create(owner_id, command)
         if request.method == "PUT":
-            return {**answer, "url": upload.url, "expiresAt": iso(upload.expires_at)}
+            return SignedRequest(timelapse, upload.url, upload.expires_at, upload.content_type)
         signed = self.timelapses.storage.presign_request(
             "create_multipart_upload",
-            {"Key": key, "ContentType": timelapse.content_type},
+            {"Key": timelapse.original_video_key, "ContentType": timelapse.content_type},
             self._seconds(request.expires_in),
         )
-        return {**answer, "url": signed.url, "expiresAt": iso(signed.expires_at)}
+        return SignedRequest(timelapse, signed.url, signed.expires_at, upload.content_type)
 
     # --- Uppy 4–5: the Companion S3 routes ----------------------------------------------------
 
-    def create_multipart(self, owner_id: str, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ValidationError("the body must be a JSON object")
-        fields = companion_create_fields(
-            body.get("filename"), body.get("type"), body.get("metadata")
-        )
-        timelapse, _single = self._create(owner_id, fields)
+    def create_multipart(self, owner_id: str, command: CreateTimelapse) -> OpenedUpload:
+        timelapse, _single = self._create(owner_id, command)
         key = timelapse.original_video_key
         metadata = {"timelapse-id": timelapse.id, "upload-method": "multipart"}
         if timelapse.size_bytes is not None:
@@ -284,56 +189,40 @@ class UppyService:
             key, content_type=timelapse.content_type, metadata=metadata
         )
         self.timelapses.records.bind_client_upload(timelapse.id, upload_id)
-        return {
-            "key": key,
-            "uploadId": upload_id,
-            "bucket": self.timelapses.storage.bucket,
-            "timelapseId": timelapse.id,
-        }
+        return OpenedUpload(timelapse, upload_id, self.timelapses.storage.bucket)
 
-    def sign_part(self, owner_id: str, upload_id: str, number: str, key: str) -> dict[str, Any]:
-        self._uploading(owner_id, key, upload_id)
+    def sign_part(self, timelapse: Timelapse, upload_id: str, number: int) -> tuple[str, int]:
+        """A presigned PUT for one part of `timelapse`'s upload (from `uploading`), and for how
+        many seconds it holds."""
         seconds = self._seconds()
-        signed = self.timelapses.storage.presign_part(key, upload_id, part_number(number), seconds)
-        return {"url": signed.url, "expires": seconds}
+        key = timelapse.original_video_key
+        signed = self.timelapses.storage.presign_part(key, upload_id, number, seconds)
+        return signed.url, seconds
 
-    def list_parts(self, owner_id: str, upload_id: str, key: str) -> list[dict[str, Any]]:
-        self._uploading(owner_id, key, upload_id)
-        return [
-            {"PartNumber": part.part_number, "ETag": part.etag, "Size": part.size}
-            for part in self.timelapses.storage.list_parts(key, upload_id)
-        ]
+    def list_parts(self, owner_id: str, upload_id: str, key: str) -> list[StoredPart]:
+        self.uploading(owner_id, key, upload_id)
+        return self.timelapses.storage.list_parts(key, upload_id)
 
-    def complete(self, owner_id: str, upload_id: str, key: str, body: Any) -> dict[str, Any]:
-        timelapse = self._uploading(owner_id, key, upload_id)
+    def complete(
+        self, timelapse: Timelapse, upload_id: str, wanted: list[tuple[int, str]] | None
+    ) -> CompletedUpload:
+        """Complete `timelapse`'s upload (from `uploading`) with the client's parts, or with what
+        storage holds when None; where storage sends no events, queue it here."""
         storage = self.timelapses.storage
-        parts = requests.parse_completed_parts(body, MAX_PART_NUMBER) or [
+        key = timelapse.original_video_key
+        parts = wanted or [
             (part.part_number, part.etag) for part in storage.list_parts(key, upload_id)
         ]
         storage.complete_multipart(key, upload_id, parts)
         if not self.timelapses.storage_events:
-            self.timelapses.process(owner_id, timelapse.id)
+            self.timelapses.process(timelapse.owner_id, timelapse.id)
         location = storage.presign_get(key, self.timelapses.limits.download_url_seconds).url
-        return {"location": location, "key": key, "bucket": storage.bucket}
+        return CompletedUpload(key, storage.bucket, location)
 
-    def abort(self, owner_id: str, upload_id: str, key: str) -> dict[str, Any]:
+    def abort(self, owner_id: str, upload_id: str, key: str) -> None:
         self._abort(owner_id, key, upload_id)
-        return {}
 
-    def upload_parameters(self, owner_id: str, query: dict[str, str]) -> dict[str, Any]:
-        """GET /s3/params: a single PUT; `metadata[name]` query parameters carry the metadata."""
-        metadata = {
-            name[len("metadata[") : -1]: value
-            for name, value in query.items()
-            if name.startswith("metadata[") and name.endswith("]")
-        }
-        fields = companion_create_fields(query.get("filename"), query.get("type"), metadata)
-        timelapse, upload = self._create(owner_id, fields)
-        return {
-            "method": "PUT",
-            "url": upload.url,
-            "fields": {},
-            "headers": {"Content-Type": upload.content_type},
-            "key": timelapse.original_video_key,
-            "timelapseId": timelapse.id,
-        }
+    def upload_parameters(self, owner_id: str, command: CreateTimelapse) -> SignedRequest:
+        """GET /s3/params: a new timelapse and a single PUT for its original."""
+        timelapse, upload = self._create(owner_id, command)
+        return SignedRequest(timelapse, upload.url, upload.expires_at, upload.content_type)

@@ -12,6 +12,7 @@ from chalicelib.domain.idempotency import HOLD_SECONDS, fingerprint, idempotency
 from chalicelib.domain.limits import Limits, MiB
 from chalicelib.domain.timelapse import Status, utcnow
 from chalicelib.errors import ConflictError, IdempotencyKeyReused, ValidationError
+from chalicelib.inputs import create_command
 from chalicelib.services.timelapses import Created, MultipartUpload, TimelapseService
 from tests.fakes import (
     FakeIdempotencyKeys,
@@ -36,7 +37,9 @@ def service() -> TimelapseService:
 
 
 def create(timelapses: TimelapseService, owner: str, body: Any, key: str | None) -> Created:
-    return timelapses.create(owner, timelapses.parse_create(body), idempotency_key=key)
+    return timelapses.create(
+        owner, create_command(body, timelapses.limits, timelapses.callbacks), idempotency_key=key
+    )
 
 
 def test_a_repeat_answers_the_same_timelapse_with_its_upload_again() -> None:
@@ -70,7 +73,9 @@ def test_while_the_first_is_being_handled_a_repeat_is_a_conflict() -> None:
     timelapses = service()
     keys = timelapses.idempotency
     assert keys is not None
-    print_ = fingerprint(dataclasses.asdict(timelapses.parse_create(BODY)))
+    print_ = fingerprint(
+        dataclasses.asdict(create_command(BODY, timelapses.limits, timelapses.callbacks))
+    )
     keys.claim("alice", "k-1", print_, utcnow())  # a first request, in flight
     with pytest.raises(ConflictError, match="still being handled"):
         create(timelapses, "alice", BODY, "k-1")
@@ -80,7 +85,9 @@ def test_a_first_request_that_died_frees_its_key_after_a_while() -> None:
     timelapses = service()
     keys = timelapses.idempotency
     assert keys is not None
-    print_ = fingerprint(dataclasses.asdict(timelapses.parse_create(BODY)))
+    print_ = fingerprint(
+        dataclasses.asdict(create_command(BODY, timelapses.limits, timelapses.callbacks))
+    )
     keys.claim("alice", "k-1", print_, utcnow() - timedelta(seconds=HOLD_SECONDS + 1))
     assert create(timelapses, "alice", BODY, "k-1").timelapse.status is Status.PENDING
 

@@ -20,8 +20,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from app import app
-from chalicelib import api, errors, wire, wiring
-from chalicelib.domain import requests
+from chalicelib import api, errors, inputs, wire, wiring
 from chalicelib.domain.limits import GiB, Limits, MiB
 from chalicelib.domain.timelapse import (
     ErrorInfo,
@@ -34,7 +33,7 @@ from chalicelib.openapi import ERROR_RESPONSES, openapi_document
 from chalicelib.routes import BY_NAME, ROUTES, Route
 from chalicelib.services.ports import NoNotifier, PresignedUrl, StoredPart
 from chalicelib.services.timelapses import TimelapseService
-from chalicelib.services.uppy import UppyService
+from chalicelib.services.uppy import S3Request, UppyService
 from tests.factories import a_timelapse
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -390,7 +389,8 @@ def test_timelapse_enums_are_the_domains() -> None:
 
 def create(service: TimelapseService, size: int) -> dict[str, Any]:
     body = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": size}
-    return wire.created(service.create("user-1", service.parse_create(body)))
+    command = inputs.create_command(body, service.limits, service.callbacks)
+    return wire.created(service.create("user-1", command))
 
 
 def test_create_answers_match_the_201_schema(service: TimelapseService) -> None:
@@ -419,7 +419,8 @@ def test_get_answer_matches_the_200_schema(service: TimelapseService) -> None:
 def test_list_answer_matches_the_200_schema(service: TimelapseService) -> None:
     for _ in range(3):
         create(service, 10)
-    answer = wire.page(service.list_project("user-1", "p-42", {"limit": "2"}))
+    query = inputs.list_query({"limit": "2"})
+    answer = wire.page(service.list_project("user-1", "p-42", limit=query.limit))
     assert len(answer["items"]) == 2
     assert answer["nextCursor"]
     schema = validator(response_schema("GET", "/projects/{project_id}/timelapses", 200))
@@ -434,13 +435,15 @@ def test_multipart_answers_match_their_schemas(service: TimelapseService) -> Non
     storage.parts = [StoredPart(n, f'"etag-{n}"', part_size) for n in range(1, 16)]
     base = "/timelapses/{timelapse_id}/upload"
 
-    signed = wire.part_urls(service.sign_parts("user-1", timelapse_id, {"partNumbers": [3, 1, 3]}))
+    uploading = service.awaiting_multipart("user-1", timelapse_id)
+    numbers = inputs.part_numbers({"partNumbers": [3, 1, 3]}, part_count=15)
+    signed = wire.part_urls(service.sign_parts(uploading, numbers))
     assert not list(validator(response_schema("POST", f"{base}/parts", 200)).iter_errors(signed))
 
     status = wire.upload_state(service.upload_status("user-1", timelapse_id))
     assert not list(validator(response_schema("GET", base, 200)).iter_errors(status))
 
-    done = wire.envelope(service.complete_upload("user-1", timelapse_id, None))
+    done = wire.envelope(service.complete_upload(uploading, None))
     assert not list(validator(response_schema("POST", f"{base}/complete", 202)).iter_errors(done))
 
 
@@ -458,7 +461,7 @@ OK_CREATE = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": 1}
 
 def parse_create_status(body: Any) -> int:
     try:
-        requests.parse_create(body, Limits(), CallbackPolicy())
+        inputs.create_command(body, Limits(), CallbackPolicy())
     except errors.LapseError as exc:
         return api.HTTP_STATUS[type(exc)]
     return 201
@@ -550,7 +553,7 @@ def test_create_requires_its_fields(missing: str) -> None:
 )
 def test_part_numbers_schema_agrees_with_the_parser(body: Any, ok: bool) -> None:
     try:
-        requests.parse_part_numbers(body, part_count=500)
+        inputs.part_numbers(body, part_count=500)
         parsed = True
     except errors.ValidationError:
         parsed = False
@@ -577,7 +580,7 @@ def test_part_numbers_schema_agrees_with_the_parser(body: Any, ok: bool) -> None
 )
 def test_complete_body_schema_agrees_with_the_parser(body: Any, ok: bool) -> None:
     try:
-        requests.parse_completed_parts(body, part_count=10)
+        inputs.completed_parts(body, part_count=10)
         parsed = True
     except errors.ValidationError:
         parsed = False
@@ -596,16 +599,16 @@ def test_list_query_parameters_agree_with_the_parser() -> None:
     }
     assert set(params) == {"limit", "cursor", "status"}
     limit = params["limit"]["schema"]
-    assert requests.parse_limit(None) == limit["default"] == 50
+    assert inputs.list_query({}).limit == limit["default"] == 50
     for value in (0, 1, 50, 100, 101):
         try:
-            requests.parse_limit(str(value))
+            inputs.list_query({"limit": str(value)})
             parsed = True
         except errors.ValidationError:
             parsed = False
         assert validator(limit).is_valid(value) is parsed, value
     assert params["status"]["schema"]["enum"] == [s.value for s in Status]
-    assert all(requests.parse_status(s) for s in params["status"]["schema"]["enum"])
+    assert all(inputs.list_query({"status": s}).status for s in params["status"]["schema"]["enum"])
 
 
 # --- webhooks: documented exactly when they are delivered -----------------------------------
@@ -647,6 +650,8 @@ def test_uppy_answers_match_their_schemas() -> None:
     }
     create["sizeBytes"] = 200 * MiB
     key = ""
+    sign_schema = validator(request_schema("POST", "/uploads/sign"))
+    signed_schema = validator(response_schema("POST", "/uploads/sign", 200))
     for template in (
         create,
         {"method": "PUT", "key": "{key}", "uploadId": "u-1", "partNumber": 2},
@@ -654,10 +659,21 @@ def test_uppy_answers_match_their_schemas() -> None:
         {"method": "POST", "key": "{key}", "uploadId": "u-1"},
         {"method": "DELETE", "key": "{key}", "uploadId": "u-1"},
     ):
-        request = {**template, "key": str(template["key"]).format(key=key)}
-        validator(request_schema("POST", "/uploads/sign")).validate(request)
-        answer = uppy.sign("user-1", request)
-        validator(response_schema("POST", "/uploads/sign", 200)).validate(answer)
+        body = {**template, "key": str(template["key"]).format(key=key)}
+        sign_schema.validate(body)
+        parsed = inputs.parse(inputs.UppySignRequest, body)
+        request = S3Request(
+            parsed.method, parsed.key, parsed.upload_id, parsed.part_number, parsed.expires_in
+        )
+        if request.upload_id is None:
+            command = inputs.create_command(
+                parsed.create_fields(), Limits(), CallbackPolicy(), size_required=False
+            )
+            new = uppy.sign_new_upload("user-1", request, command)
+            answer = wire.uppy_signed(new, new.timelapse.original_video_key)
+        else:
+            answer = wire.uppy_signed(uppy.sign("user-1", request), request.key)
+        signed_schema.validate(answer)
         key = answer["key"]
     # Uppy 4–5 (Companion)
     body = {
@@ -666,19 +682,30 @@ def test_uppy_answers_match_their_schemas() -> None:
         "metadata": {"projectId": "p", "sizeBytes": "9"},
     }
     validator(request_schema("POST", "/s3/multipart")).validate(body)
-    opened = uppy.create_multipart("user-1", body)
+    fields = inputs.companion_create(body)
+    command = inputs.create_command(fields, Limits(), CallbackPolicy(), size_required=False)
+    opened = wire.companion_multipart(uppy.create_multipart("user-1", command))
     validator(response_schema("POST", "/s3/multipart", 200)).validate(opened)
     key, upload_id = opened["key"], opened["uploadId"]
     path = "/s3/multipart/{upload_id}"
-    signed = uppy.sign_part("user-1", upload_id, "1", key)
+    uploading = uppy.uploading("user-1", key, upload_id)
+    signed = wire.companion_signed_part(*uppy.sign_part(uploading, upload_id, 1))
     validator(response_schema("GET", f"{path}/{{part_number}}", 200)).validate(signed)
     timelapses.storage.parts = [StoredPart(1, '"etag"', 9)]  # type: ignore[attr-defined]
-    validator(response_schema("GET", path, 200)).validate(uppy.list_parts("user-1", upload_id, key))
-    done = uppy.complete("user-1", upload_id, key, {"parts": [{"PartNumber": 1, "ETag": '"e"'}]})
+    listed = wire.companion_parts(uppy.list_parts("user-1", upload_id, key))
+    assert listed == [{"PartNumber": 1, "ETag": '"etag"', "Size": 9}]
+    validator(response_schema("GET", path, 200)).validate(listed)
+    complete = {"parts": [{"PartNumber": 1, "ETag": '"e"'}]}
+    validator(request_schema("POST", f"{path}/complete")).validate(complete)
+    parts = inputs.completed_parts(complete, part_count=inputs.MAX_PART_NUMBER)
+    done = wire.companion_completed(uppy.complete(uploading, upload_id, parts))
     validator(response_schema("POST", f"{path}/complete", 200)).validate(done)
     query = {"filename": "a.mp4", "type": "video/mp4"}
     query |= {"metadata[projectId]": "p", "metadata[sizeBytes]": "9"}
-    params = uppy.upload_parameters("user-1", query)
+    command = inputs.create_command(
+        inputs.companion_query(query), Limits(), CallbackPolicy(), size_required=False
+    )
+    params = wire.companion_params(uppy.upload_parameters("user-1", command))
     validator(response_schema("GET", "/s3/params", 200)).validate(params)
-    aborted = uppy.abort("user-1", upload_id, key)
-    validator(response_schema("DELETE", path, 200)).validate(aborted)
+    uppy.abort("user-1", upload_id, key)
+    validator(response_schema("DELETE", path, 200)).validate(wire.empty())

@@ -13,10 +13,10 @@ from chalicelib import wire
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.options import FPS_CHOICES, RESOLUTIONS, RenderOptions
 from chalicelib.domain.plan import SourceInfo, fit_resolution, plan_timelapse
-from chalicelib.domain.requests import parse_create
 from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.errors import InvalidMediaError, ValidationError
-from chalicelib.services.uppy import companion_create_fields
+from chalicelib.inputs import companion_create_fields
+from chalicelib.inputs import create_command as parse_create
 from tests.factories import a_timelapse
 
 pytestmark = pytest.mark.disable_socket

@@ -21,6 +21,7 @@ from chalicelib import wire
 from chalicelib.adapters.storage import S3Storage, content_disposition
 from chalicelib.domain.limits import Limits, MiB
 from chalicelib.domain.timelapse import Timelapse
+from chalicelib.inputs import create_command, part_numbers
 from chalicelib.services.ports import NoNotifier
 from chalicelib.services.timelapses import TimelapseService
 from chalicelib.settings import Settings
@@ -272,7 +273,9 @@ def test_create_hands_out_a_put_for_the_records_key_with_the_configured_lifetime
     body = {"projectId": "p-42", "contentType": "video/webm", "sizeBytes": 4321}
     # When a small upload is created
     use_cases = service(make_storage(), records, limits)
-    answer = wire.created(use_cases.create("user-1", use_cases.parse_create(body)))
+    answer = wire.created(
+        use_cases.create("user-1", create_command(body, use_cases.limits, use_cases.callbacks))
+    )
     # Then the URL is for exactly the stored record's key, type and length
     (record,) = records.items.values()
     upload: dict[str, Any] = answer["upload"]
@@ -296,7 +299,9 @@ def test_create_hands_out_part_urls_for_the_records_upload() -> None:
     use_cases = service(storage, records, Limits(upload_url_seconds=600))
     body = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": 250 * MiB}
     # When it is created
-    answer = wire.created(use_cases.create("user-1", use_cases.parse_create(body)))
+    answer = wire.created(
+        use_cases.create("user-1", create_command(body, use_cases.limits, use_cases.callbacks))
+    )
     (record,) = records.items.values()
     upload = answer["upload"]
     # Then every part URL is for the record's key and upload, numbered 1..partCount
@@ -315,6 +320,8 @@ def test_create_hands_out_part_urls_for_the_records_upload() -> None:
         {"timelapse-id": record.id, "upload-method": "multipart", "file-size": str(250 * MiB)},
     )
     # and fresh part URLs later are for the same upload and lifetime
-    fresh = wire.part_urls(use_cases.sign_parts("user-1", record.id, {"partNumbers": [25, 3]}))
+    uploading = use_cases.awaiting_multipart("user-1", record.id)
+    numbers = part_numbers({"partNumbers": [25, 3]}, part_count=25)
+    fresh = wire.part_urls(use_cases.sign_parts(uploading, numbers))
     assert [p["partNumber"] for p in fresh["parts"]] == [3, 25]
     assert all(query(p["url"])["X-Amz-Expires"] == "600" for p in fresh["parts"])

@@ -90,7 +90,7 @@ class ListingOnly:
     def __init__(self) -> None:
         self.projects: list[str] = []
 
-    def list_project(self, owner: str, project_id: str, query: dict[str, str]) -> Page:
+    def list_project(self, owner: str, project_id: str, **query: object) -> Page:
         self.projects.append(project_id)
         return Page([], None)
 

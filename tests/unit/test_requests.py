@@ -1,4 +1,5 @@
-"""Request parsing: every refusal is a domain error of the right type (→ 400, 413 or 415)."""
+"""Request parsing (the models of chalicelib/inputs.py): every refusal is a domain error of the
+right type (→ 400, 413 or 415) with today's message."""
 
 from __future__ import annotations
 
@@ -8,14 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.limits import GiB, Limits
-from chalicelib.domain.requests import (
-    parse_completed_parts,
-    parse_create,
-    parse_limit,
-    parse_part_numbers,
-    parse_status,
-    project_id,
-)
+from chalicelib.domain.requests import project_id
 from chalicelib.domain.timelapse import Status
 from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.errors import (
@@ -24,8 +18,22 @@ from chalicelib.errors import (
     UnsupportedMediaError,
     ValidationError,
 )
+from chalicelib.inputs import completed_parts as parse_completed_parts
+from chalicelib.inputs import create_command as parse_create
+from chalicelib.inputs import list_query
+from chalicelib.inputs import part_numbers as parse_part_numbers
 
 LIMITS = Limits()
+
+
+def parse_limit(raw: str | None) -> int:
+    return list_query({} if raw is None else {"limit": raw}).limit
+
+
+def parse_status(raw: str | None) -> Status | None:
+    return list_query({} if raw is None else {"status": raw}).status
+
+
 DEPLOYED = CallbackPolicy()  # public https callbacks only
 VALID: dict[str, Any] = {"projectId": "p-42", "contentType": "video/mp4", "sizeBytes": 1024}
 

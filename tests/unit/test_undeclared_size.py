@@ -9,14 +9,14 @@ import pytest
 
 from chalicelib.domain.keys import type_for_extension
 from chalicelib.domain.limits import Limits
-from chalicelib.domain.requests import parse_create
 from chalicelib.domain.timelapse import Stage, Status
 from chalicelib.domain.webhooks import CallbackPolicy
 from chalicelib.errors import ConflictError, ValidationError
+from chalicelib.inputs import companion_create_fields, fields_from_uppy_key
+from chalicelib.inputs import create_command as parse_create
 from chalicelib.services.ports import ObjectInfo
 from chalicelib.services.timelapses import TimelapseService
 from chalicelib.services.uploads import original_refusal
-from chalicelib.services.uppy import companion_create_fields, fields_from_uppy_key
 from tests.factories import a_timelapse
 from tests.fakes import FakeQueue, FakeRecords, FakeStorage, RecordingNotifier
 
