@@ -5,11 +5,11 @@ never waits for, nor fails because of, someone else's server, and nothing runs i
 Lambda would freeze. The queue handler then calls `deliver`, which POSTs once and, on a non-2xx
 answer or a timeout, queues the next attempt with a growing delay, until `max_attempts`.
 
-A delivery lapse stops trying ends in the webhook dead-letter queue: given up after `max_attempts`
-or refused (forwarded there by `deliver`, with the reason), or whose handler failed again and again
-(moved there by SQS). Its consumer calls `dead_lettered`, which keeps the failure on the record
-(`webhookDelivery`: stored, not part of the resource, which API.md fixes) and logs it, so the
-owner can be told why their receiver heard nothing.
+A delivery that lapse stops trying ends in the webhook dead-letter queue: given up after
+`max_attempts` or refused (forwarded there by `deliver`, with the reason), or one whose handler
+failed again and again (moved there by SQS). Its consumer calls `dead_lettered`, which keeps
+the failure on the record (`webhookDelivery`: stored, not part of the resource, which API.md
+fixes) and logs it, so the owner can be told why their receiver heard nothing.
 
 The message freezes the resource as it was at the terminal state, so a late retry still says what
 happened then, even if the timelapse was processed again or deleted meanwhile.
