@@ -321,7 +321,10 @@ def test_history_of_a_stress_run(stress_stack: OwnStack, clips: list[bytes]) -> 
             problems.append(f"{tid}: {final.status} with outputs {outputs}")
         writes = _output_versions(stack, tid)
         if writes > 1 or final.attempts > 1 + (tid in load.killed_jobs):
-            doubled.append(f"{tid}: {writes} output writes, {final.attempts} attempts")
+            # With the states the poller saw, to tell a lease that lapsed under load (a requeue
+            # after `processing`) from a job the victim held that the kill's count missed.
+            path = " → ".join(f"{seen.state}#{seen.attempts}" for seen in history.seen[tid])
+            doubled.append(f"{tid}: {writes} output writes, {final.attempts} attempts: {path}")
     # And nothing is left half-done: no multipart upload, no temporary folder in a live worker
     uploads = stack.config.s3().list_multipart_uploads(Bucket=stack.config.bucket)
     leftovers = [w.name for w in stack.workers if w is not victim and w.work_dirs()]
