@@ -54,7 +54,7 @@ def _json(status: int, body: Any = None) -> Response:
 
 def error_response(exc: errors.LapseError) -> Response:
     status = next((code for kind, code in HTTP_STATUS.items() if isinstance(exc, kind)), 500)
-    return _json(status, {"error": {"code": exc.code, "message": exc.message}})
+    return _json(status, wire.error(exc.code, exc.message))
 
 
 def _handled(func: Handler) -> Handler:
@@ -73,7 +73,7 @@ def _handled(func: Handler) -> Handler:
             return error_response(exc)
         except Exception:
             logger.exception("unhandled error")
-            return _json(500, {"error": {"code": "internal_error", "message": "internal error"}})
+            return _json(500, wire.error("internal_error", "internal error"))
 
     return wrapper
 
@@ -95,7 +95,7 @@ def lapse_error_shape(event: Any, get_response: Callable[[Any], Response]) -> Re
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and {"Code", "Message"} <= set(body):
         code = CHALICE_CODES.get(str(body["Code"]), "invalid_request")
-        response.body = json.dumps({"error": {"code": code, "message": str(body["Message"])}})
+        response.body = json.dumps(wire.error(code, str(body["Message"])))
         response.headers = {**response.headers, "Content-Type": "application/json"}
     return response
 

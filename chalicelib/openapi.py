@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document served at GET /openapi.json (kept in agreement with ../shared/API.md).
 
 Its paths come from the route table (routes.py), which also registers the handlers; its schemas
-are built from the code's own constants (content types, limits, enums), so that the document
-cannot drift from what the handlers accept.
+come from the models that parse the requests (inputs.py) and build the answers (wire.py), so the
+document cannot drift from what the handlers accept and answer. Written here: the operations'
+prose, the parameters of paths and headers, the error responses and the webhooks' headers.
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import errors, inputs, wire
-from chalicelib.domain.limits import MiB
-from chalicelib.domain.options import (
-    COMPANION_OPTION_METADATA,
-    RenderOptions,
-)
+from chalicelib.domain.options import COMPANION_OPTION_METADATA
 from chalicelib.routes import ROUTES, Route
 
 Schema = dict[str, Any]
@@ -49,17 +46,6 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _nullable(schema: Schema) -> Schema:
-    """The schema, or JSON null."""
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        nullable = {**schema, "type": [kind, "null"]}
-        if "enum" in schema:
-            nullable["enum"] = [*schema["enum"], None]
-        return nullable
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
 def _string(description: str = "", **keywords: Any) -> Schema:
     return _described({"type": "string", **keywords}, description)
 
@@ -68,135 +54,26 @@ def _integer(description: str = "", **keywords: Any) -> Schema:
     return _described({"type": "integer", **keywords}, description)
 
 
-def _number(description: str = "", **keywords: Any) -> Schema:
-    return _described({"type": "number", **keywords}, description)
-
-
-def _timestamp(description: str) -> Schema:
-    return _string(description, format="date-time")
-
-
-def _url(description: str) -> Schema:
-    return _string(description, format="uri")
-
-
 def _described(schema: Schema, description: str) -> Schema:
     return {**schema, "description": description} if description else schema
-
-
-def _object(
-    properties: dict[str, Schema],
-    *,
-    required: list[str] | None = None,
-    description: str = "",
-) -> Schema:
-    """An object; every property is required (always present, maybe null) unless told otherwise."""
-    schema: Schema = {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-    }
-    return _described(schema, description)
-
-
-def _array(items: Schema, description: str = "", **keywords: Any) -> Schema:
-    return _described({"type": "array", "items": items, **keywords}, description)
-
-
-def _bool(description: str) -> Schema:
-    return _described({"type": "boolean"}, description)
-
-
-def _enum(values: list[str], description: str = "") -> Schema:
-    return _string(description, enum=values)
-
-
-def _seconds(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
-def _size(count: int) -> str:
-    gib = count / (1024 * MiB)
-    return f"{gib:g} GiB" if gib >= 1 else f"{count / MiB:g} MiB"
 
 
 # --- component schemas ----------------------------------------------------------------------
 
 
-def _error_schema() -> Schema:
-    codes = ", ".join(
-        f"`{kind.code}` ({status})" for status, (kind, _) in sorted(ERROR_RESPONSES.items())
-    )
-    detail = _object(
-        {
-            "code": _string(f"Stable, machine-readable: {codes}, `{INTERNAL_ERROR_CODE}` (500)."),
-            "message": _string("Why, in words a person understands."),
-        }
-    )
-    return _object({"error": detail}, description="The body of every refusal.")
-
-
-def _source_schema() -> Schema:
-    return _object(
-        {
-            "width": _integer("Display width in pixels (rotation applied).", minimum=1),
-            "height": _integer("Display height in pixels (rotation applied).", minimum=1),
-            "fps": _number("Frames per second.", exclusiveMinimum=0),
-            "durationSeconds": _number(minimum=0),
-            "codec": _string("The video codec, as ffmpeg names it (e.g. `h264`)."),
-            "sizeBytes": _integer("The stored original's size.", minimum=1),
-            "rotation": _integer("Clockwise rotation a player applies.", enum=[0, 90, 180, 270]),
-            "mirrored": _bool(
-                "Mirrored after the rotation (front cameras); the timelapse is shown as a player "
-                "shows the original."
-            ),
-            "hdr": _nullable(
-                _enum(
-                    ["hlg", "pq"],
-                    "HDR transfer (PQ includes HDR10 and Dolby Vision 8.1); "
-                    "the timelapse is tone-mapped to SDR BT.709.",
-                )
-            ),
-        },
-        # mirrored and hdr came later: records probed before them lack the two
-        required=["width", "height", "fps", "durationSeconds", "codec", "sizeBytes", "rotation"],
-        description="What probing the original found.",
-    )
-
-
-def _output_schema() -> Schema:
-    return _object(
-        {
-            "width": _integer(minimum=1, maximum=RenderOptions(resolution="2160p").long_side),
-            "height": _integer(minimum=1, maximum=RenderOptions(resolution="2160p").long_side),
-            "fps": _number(exclusiveMinimum=0),
-            "durationSeconds": _number(minimum=0),
-            "sizeBytes": _integer(minimum=1),
-            "speedup": _number("Source duration ÷ timelapse duration.", exclusiveMinimum=0),
-            "idleSecondsSkipped": _number(
-                "Seconds of the source left out as idle (`skipIdle`); 0 without it.", minimum=0
-            ),
-        },
-        # idleSecondsSkipped came with v1.1: records completed before it lack it
-        required=["width", "height", "fps", "durationSeconds", "sizeBytes", "speedup"],
-        description=(
-            "The stored timelapse: H.264 yuv420p, short side ≤ the asked `resolution` (long side "
-            "≤ 16:9 of it; never upscaled), the asked `fps`, no audio."
-        ),
-    )
-
-
 def _component_schemas() -> dict[str, Schema]:
-    return {
-        "Error": _error_schema(),
-        "SourceInfo": _source_schema(),
-        "OutputInfo": _output_schema(),
-        # Every answer lapse builds from a use case's result: from its model (wire.py).
+    schemas = {
+        # Every answer lapse builds, refusals and webhooks included: from its model (wire.py).
         **wire.json_schemas(),
         # Every body it takes: from the model that parses it (inputs.py).
         **_request_schemas(),
-        "WebhookEvent": _webhook_event_schema(),
     }
+    codes = ", ".join(
+        f"`{kind.code}` ({status})" for status, (kind, _) in sorted(ERROR_RESPONSES.items())
+    )
+    code = schemas["ErrorDetail"]["properties"]["code"]
+    code["description"] = f"Stable, machine-readable: {codes}, `{INTERNAL_ERROR_CODE}` (500)."
+    return schemas
 
 
 def _request_schemas() -> dict[str, Schema]:
@@ -226,16 +103,6 @@ WEBHOOK_DESCRIPTION = (
     "default; 5 tries in all). Redirects are not followed. A retry sends the same body and "
     "`webhook-id` (= `Lapse-Delivery`) with a fresh timestamp and signature: deduplicate on it."
 )
-
-
-def _webhook_event_schema() -> Schema:
-    return _object(
-        {
-            "type": _enum(list(WEBHOOK_EVENTS), "Which terminal state was reached."),
-            "timelapse": _ref("Timelapse"),
-        },
-        description="The body of every webhook POST.",
-    )
 
 
 def _webhook_header(name: str, description: str, **keywords: Any) -> Schema:

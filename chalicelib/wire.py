@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import models_json_schema
 
+from chalicelib import inputs
 from chalicelib.domain import timelapse as domain
 from chalicelib.domain.limits import Limits, MiB
 from chalicelib.domain.options import RenderOptions
@@ -52,6 +53,67 @@ class _Wire(BaseModel):
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 Url = Annotated[str, Field(json_schema_extra={"format": "uri"})]
+
+
+class _Stored(_Wire):
+    """Shapes kept on the record as the worker wrote them; fields added later may be absent."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
+
+
+class SourceInfo(_Stored):
+    """What probing the original found."""
+
+    width: int = Field(description="Display width in pixels (rotation applied).", ge=1)
+    height: int = Field(description="Display height in pixels (rotation applied).", ge=1)
+    fps: float = Field(description="Frames per second.", gt=0)
+    duration_seconds: float = Field(ge=0)
+    codec: str = Field(description="The video codec, as ffmpeg names it (e.g. `h264`).")
+    size_bytes: int = Field(description="The stored original's size.", ge=1)
+    rotation: Literal[0, 90, 180, 270] = Field(description="Clockwise rotation a player applies.")
+    # mirrored and hdr came later: records probed before them lack the two
+    mirrored: bool = Field(
+        default=False,
+        description="Mirrored after the rotation (front cameras); the timelapse is shown as a "
+        "player shows the original.",
+    )
+    hdr: Literal["hlg", "pq"] | None = Field(
+        default=None,
+        description="HDR transfer (PQ includes HDR10 and Dolby Vision 8.1); the timelapse is "
+        "tone-mapped to SDR BT.709.",
+    )
+
+
+_LONGEST_SIDE = RenderOptions(resolution="2160p").long_side
+
+
+class OutputInfo(_Stored):
+    """The stored timelapse: H.264 yuv420p, short side ≤ the asked `resolution` (long side ≤ 16:9
+    of it; never upscaled), the asked `fps`, no audio."""
+
+    width: int = Field(ge=1, le=_LONGEST_SIDE)
+    height: int = Field(ge=1, le=_LONGEST_SIDE)
+    fps: float = Field(gt=0)
+    duration_seconds: float = Field(ge=0)
+    size_bytes: int = Field(ge=1)
+    speedup: float = Field(description="Source duration ÷ timelapse duration.", gt=0)
+    # idleSecondsSkipped came with v1.1: records completed before it lack it
+    idle_seconds_skipped: float = Field(
+        default=0,
+        description="Seconds of the source left out as idle (`skipIdle`); 0 without it.",
+        ge=0,
+    )
+
+
+class ErrorDetail(_Wire):
+    code: str = Field(description="Stable, machine-readable (the codes: see the responses).")
+    message: str = Field(description="Why, in words a person understands.")
+
+
+class Error(_Wire):
+    """The body of every refusal."""
+
+    error: ErrorDetail
 
 
 class ErrorInfo(_Wire):
@@ -334,6 +396,15 @@ class Health(_Wire):
     status: Literal["ok"] = "ok"
 
 
+class WebhookEvent(_Wire):
+    """The body of every webhook POST."""
+
+    type: Literal["timelapse.complete", "timelapse.failed", "timelapse.cancelled"] = Field(
+        description="Which terminal state was reached."
+    )
+    timelapse: Timelapse
+
+
 class WebhookSecret(_Wire):
     secret: str = Field(
         description="`whsec_` and the base64 of 32 random bytes, as Standard Webhooks libraries "
@@ -344,9 +415,7 @@ class WebhookSecret(_Wire):
 
 # --- Uppy (@uppy/aws-s3) ----------------------------------------------------------------------
 
-UPPY_KEY = (
-    "The object key lapse answered (`videos/<id>.<ext>`); another user's or a malformed one: 404."
-)
+UPPY_KEY = inputs.UPPY_KEY
 
 
 class UppySignedRequest(_Wire):
@@ -424,6 +493,10 @@ class Empty(_Wire):
 
 # Every answer model, for the OpenAPI document's components (named by their titles).
 MODELS: tuple[type[BaseModel], ...] = (
+    Error,
+    SourceInfo,
+    OutputInfo,
+    WebhookEvent,
     Timelapse,
     TimelapseWithUrls,
     TimelapseEnvelope,
@@ -450,6 +523,10 @@ def json_schemas() -> dict[str, Any]:
     )
     defs: dict[str, Any] = schemas["$defs"]
     return defs
+
+
+def error(code: str, message: str) -> Body:
+    return Error(error=ErrorDetail(code=code, message=message)).body()
 
 
 def error_info(error: domain.ErrorInfo) -> Body:
