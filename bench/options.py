@@ -12,8 +12,9 @@ Through the product path — the local stack as `make run` starts it, storage on
 option is asked for on its own beside a plain `speed: 30` render of the same file: create over the
 HTTP API, upload through the presigned URL, poll; seconds = completedAt − the end of the upload,
 and the ratio to the plain render measured in the same run. Then the worker's render path alone
-(in this process, the source read over HTTP from a local range server) times skipIdle's two ways:
-the idle scan followed by the render (two decodes of the kept frames), and the single pass.
+(in this process, the source read over HTTP from a local range server, on loopback and behind a
+link like S3 seen from Lambda: bench/range_server.py) times skipIdle before and now: the idle scan
+followed by the render (the source read twice), and `render_skipping_idle` (read once).
 
 The load average is printed with the table: the machine is shared, so only ratios within one run
 mean much.
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.product import parse_time, wait_for_end
-from bench.range_server import serve_directory
+from bench.range_server import LOOPBACK, S3_LIKE, serve_directory
 from bench.render import CACHE, FFMPEG, _ffmpeg
 from bench.stack import RunningStack, running_stack
 from chalicelib.adapters.auth import make_local_token
@@ -48,6 +49,7 @@ from lapse_cli.client import ApiClient, Progress, upload
 
 FONT = Path(__file__).resolve().parent.parent / "chalicelib" / "fonts" / "DejaVuSansMono-Bold.ttf"
 SPEED = 30
+LINKS = {"loopback": LOOPBACK, "S3-like link": S3_LIKE}
 
 
 @dataclass(frozen=True)
@@ -187,10 +189,11 @@ def bench_stack(sources: dict[str, Path], repeat: int, work: Path) -> list[Row]:
 # --- the worker's render path alone: skipIdle's two ways ------------------------------------------
 
 
-def engine_skip_idle(source: Path, repeat: int, work: Path) -> dict[str, float]:
-    """Seconds (median of `repeat`) of a plain render, of the idle scan + render, and of the one
-    pass, reading the source from an HTTP range server on loopback as the worker reads a presigned
-    URL (its MP4 index read once beforehand, as the worker's describe step does)."""
+def engine_skip_idle(source: Path, repeat: int, work: Path, link: str) -> dict[str, float]:
+    """Seconds (median of `repeat`) of a plain render, of the idle scan + render, and of
+    `render_skipping_idle`, reading the source from an HTTP range server on `link` as the worker
+    reads a presigned URL (its MP4 index read once beforehand, as the worker's describe step
+    does)."""
     found = describe_source(str(source), ffmpeg=FFMPEG)
     indexed = found.index is not None
     plan = plan_timelapse(
@@ -217,17 +220,18 @@ def engine_skip_idle(source: Path, repeat: int, work: Path) -> dict[str, float]:
             url, out, again, work_dir=out.parent / "work", on_progress=lambda _p: None, **common
         )
 
-    ways: dict[str, Callable[[str, Path], None]] = {
-        "plain render": plain,
-        "skipIdle: idle scan, then render": scan_then_render,
-    }
-    one_pass = getattr(idle_scan, "render_skipping_idle", None)
-    if one_pass is not None:
-        ways["skipIdle: one pass"] = lambda url, out: one_pass(
+    def skipping_idle(url: str, out: Path) -> None:
+        idle_scan.render_skipping_idle(
             url, out, plan, work_dir=out.parent / "work", on_progress=lambda _p: None, **common
         )
+
+    ways: dict[str, Callable[[str, Path], None]] = {
+        "plain render": plain,
+        "skipIdle before: idle scan, then render": scan_then_render,
+        "skipIdle now: render_skipping_idle": skipping_idle,
+    }
     times: dict[str, list[float]] = {name: [] for name in ways}
-    with serve_directory(source.parent) as (base, _counter):
+    with serve_directory(source.parent, LINKS[link]) as (base, _counter):
         url = f"{base}/{source.name}"
         for _ in range(repeat):
             for name, run in ways.items():
@@ -241,7 +245,7 @@ def engine_skip_idle(source: Path, repeat: int, work: Path) -> dict[str, float]:
 # --- the table ------------------------------------------------------------------------------------
 
 
-def table(rows: list[Row], engine: dict[str, dict[str, float]], quick: bool) -> str:
+def table(rows: list[Row], engine: dict[tuple[str, str], dict[str, float]], quick: bool) -> str:
     length = "2-min" if quick else "10-min"
     lines = [
         f"Through the product path (`make run`'s stack), speed {SPEED}, {length} 1080p30 screen "
@@ -269,14 +273,14 @@ def table(rows: list[Row], engine: dict[str, dict[str, float]], quick: bool) -> 
             f"| {source} | {row.case} | {row.strategy} | {row.seconds:.1f} s | {row.ratio:.2f}× "
             f"| {produced} |"
         )
-    lines += ["", "The worker's render path alone (source over HTTP on loopback), skipIdle:", ""]
-    lines += ["| source | way | seconds | × plain render |", "|---|---|---|---|"]
-    for name, ways in engine.items():
+    lines += ["", "The worker's render path alone (the source over HTTP), skipIdle:", ""]
+    lines += ["| source | link | way | seconds | × plain render |", "|---|---|---|---|---|"]
+    for (name, link), ways in engine.items():
         plain = ways["plain render"]
         for way, seconds in ways.items():
             ratio = seconds / plain
             lines.append(
-                f"| {screens[name].description} | {way} | {seconds:.1f} s | {ratio:.2f}× |"
+                f"| {screens[name].description} | {link} | {way} | {seconds:.1f} s | {ratio:.2f}× |"
             )
     return "\n".join(lines) + "\n"
 
@@ -295,10 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     rows = [] if args.no_stack else bench_stack(sources, args.repeat, work)
-    engine = {name: engine_skip_idle(source, args.repeat, work) for name, source in sources.items()}
+    engine = {
+        (name, link): engine_skip_idle(source, args.repeat, work, link)
+        for name, source in sources.items()
+        for link in LINKS
+    }
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     result = CACHE / f"options{'-quick' if quick else ''}.json"
-    result.write_text(json.dumps({"rows": [asdict(r) for r in rows], "engine": engine}, indent=1))
+    engine_rows = [{"source": n, "link": k, **ways} for (n, k), ways in engine.items()]
+    result.write_text(
+        json.dumps({"rows": [asdict(r) for r in rows], "engine": engine_rows}, indent=1)
+    )
     print(
         f"\n{os.cpu_count()} CPUs, load average {' '.join(load_before)} before, "
         f"{' '.join(load_after)} after; results in {result}\n"

@@ -18,7 +18,7 @@ from chalicelib.domain.plan import RenderPlan, check_source_limits, plan_timelap
 from chalicelib.errors import LapseError
 from chalicelib.inputs import pace
 from chalicelib.media.ffmpeg import locate_ffmpeg
-from chalicelib.media.idle_scan import find_idle
+from chalicelib.media.idle_scan import find_idle, render_skipping_idle
 from chalicelib.media.render import RenderResult, make_poster, render_timelapse
 from chalicelib.media.source import describe_source
 from lapse_cli.commands import EXIT_ERROR, EXIT_INTERRUPTED, add_client_commands
@@ -70,7 +70,9 @@ def run_render(args: argparse.Namespace) -> int:
         )
 
     plan = planned()
-    if options.skip_idle:
+    # With a speed the render decides idle in its own decode; with a length it scans first.
+    one_pass = options.skip_idle and speed is not None
+    if options.skip_idle and not one_pass:
         with tempfile.TemporaryDirectory(prefix="lapse-") as work:
             plan = planned(
                 find_idle(
@@ -91,19 +93,22 @@ def run_render(args: argparse.Namespace) -> int:
     say(
         f"plan: {plan.strategy}, {plan.frame_count} frames "
         f"({plan.expected_duration_seconds:.1f} s, {plan.speedup:.1f}x faster), "
-        f"{plan.output_width}x{plan.output_height}, {plan.idle_seconds_skipped:.0f} s idle left out"
+        f"{plan.output_width}x{plan.output_height}"
+        + ("" if one_pass else f", {plan.idle_seconds_skipped:.0f} s idle left out")
     )
     with tempfile.TemporaryDirectory(prefix="lapse-") as work:
-        result = render_timelapse(
-            args.input,
-            args.output,
-            plan,
-            ffmpeg=ffmpeg,
-            work_dir=Path(work),
-            on_progress=_progress_printer(args.quiet),
-            should_stop=lambda: False,
-            index=described.index,
-        )
+        rendering: dict[str, Any] = {
+            "ffmpeg": ffmpeg,
+            "work_dir": Path(work),
+            "on_progress": _progress_printer(args.quiet),
+            "should_stop": lambda: False,
+            "index": described.index,
+        }
+        if one_pass:
+            result, plan = render_skipping_idle(args.input, args.output, plan, **rendering)
+            say(f"idle left out: {plan.idle_seconds_skipped:.0f} s")
+        else:
+            result = render_timelapse(args.input, args.output, plan, **rendering)
     if args.poster:
         make_poster(args.output, args.poster, ffmpeg=ffmpeg, at_seconds=result.duration_seconds / 2)
     if args.json:

@@ -2,16 +2,17 @@
 
 Two ways, by what the length is asked as:
 
-- `render_skipping_idle` (with `speed`: the kept frames are the plan's own, minus the idle ones):
-  one decode. One ffmpeg reads the plan's frames (same strategy, same reading as the render) and
-  splits each picked frame in two: `ANALYSIS_SIZE` grey on stdout, and the finished picture (picture
-  chain, then deflicker and the timestamp, whose source time is still simply frame × interval) raw
-  on a second pipe. This process reads both in step, decides each frame as it comes
-  (`domain.idle.IdleFollower`), and writes the frames that stay to a second ffmpeg that encodes
-  them. Nothing is decoded or fetched twice; what skipIdle adds is the grey copy and the compare.
+- `render_skipping_idle` (with `speed`: the kept frames are the plan's own, less the idle ones):
+  the source is read once. Where ffmpeg reads and decodes it ("keyframes", "decode_all"), one
+  ffmpeg decodes the plan's frames and splits each in two: `ANALYSIS_SIZE` grey on stdout, and the
+  finished picture (picture chain, deflicker, the timestamp, whose source time is still frame ×
+  interval) raw on a second pipe; this process reads both in step, decides each frame as it comes
+  (`domain.idle.IdleFollower`) and writes the ones that stay to a second ffmpeg that encodes them.
+  For "ranges" the keyframes are fetched once: scanned grey as they pass, kept on disk, and the
+  ones that stay are rendered from there.
 - `find_idle` (with `targetSeconds`: the active parts fill the length, so the render samples them
   more densely than the scan did): a first pass writes the grey frames only; the plan is made again
-  without the idle ranges, and rendered as usual. The kept frames are decoded twice.
+  without the idle ranges and rendered as usual, reading the source a second time.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from chalicelib.media.render import (
     POLL_SECONDS,
     RenderResult,
     _download,
-    _feed,
     _keyframe_feed,
     _Progress,
     _reading,
@@ -48,6 +48,7 @@ from chalicelib.media.render import (
     _run,
     _stop,
     _Watch,
+    build_render_command,
     encoder_args,
 )
 
@@ -79,6 +80,28 @@ def find_idle(
     watch = _Watch(should_stop, deadline)
     if is_url(source) and plan.download_first:
         source = str(_download(source, work_dir / "source", watch))
+    feed: Iterator[bytes] | None = None
+    if plan.strategy == "ranges":
+        feed, _stats = _keyframe_feed(source, plan, watch, index)
+    greys = _grey_frames(source, plan, ffmpeg=ffmpeg, work_dir=work_dir, watch=watch, feed=feed)
+    return idle_ranges(
+        idle_flags(greys),
+        plan.sample_interval_seconds,
+        beat_frames(plan),
+        plan.source_duration_seconds,
+    )
+
+
+def _grey_frames(
+    source: str,
+    plan: RenderPlan,
+    *,
+    ffmpeg: str,
+    work_dir: Path,
+    watch: _Watch,
+    feed: Iterator[bytes] | None,
+) -> list[bytes]:
+    """The plan's sampled frames at `ANALYSIS_SIZE`, grey; nothing encoded."""
     frames_path = work_dir / "idle-scan.gray"
     reading, picking = _reading(source, plan)
     command = [
@@ -86,18 +109,10 @@ def find_idle(
         *reading, "-an", "-sn", "-dn", "-vf", ",".join([*picking, _GREY]), *_AS_THEY_COME,
         "-frames:v", str(plan.frame_count), "-f", "rawvideo", str(frames_path),
     ]  # fmt: skip
-    feed: Iterator[bytes] | None = None
-    if plan.strategy == "ranges":
-        feed, _stats = _keyframe_feed(source, plan, watch, index)
     _run(command, work_dir / "ffmpeg-idle.log", plan.frame_count, lambda _p: None, watch, feed=feed)
     data = frames_path.read_bytes()
-    frames = [data[i : i + _GREY_BYTES] for i in range(0, len(data) - _GREY_BYTES + 1, _GREY_BYTES)]
-    return idle_ranges(
-        idle_flags(frames),
-        plan.sample_interval_seconds,
-        beat_frames(plan),
-        plan.source_duration_seconds,
-    )
+    frames_path.unlink()
+    return [data[i : i + _GREY_BYTES] for i in range(0, len(data) - _GREY_BYTES + 1, _GREY_BYTES)]
 
 
 def render_skipping_idle(
@@ -112,16 +127,87 @@ def render_skipping_idle(
     deadline: float | None = None,
     index: VideoIndex | None = None,
 ) -> tuple[RenderResult, RenderPlan]:
-    """Render `plan` leaving out its idle stretches, deciding them from the same decode; the
-    result, and the plan as rendered (its `dropped` ranges and frame count)."""
+    """Render `plan` leaving out its idle stretches, with no second read of the source; the
+    result, and the plan as rendered (its `dropped` ranges and frame count).
+
+    "ranges": the kept keyframes are fetched once, scanned grey while they are written to disk,
+    and the ones that stay are rendered from there (keyframes decode cheaply; fetching is what
+    costs). Other strategies, where ffmpeg reads and decodes the source itself: one decode
+    (`_render_in_one_decode`).
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     watch = _Watch(should_stop, deadline)
     if is_url(source) and plan.download_first:
         source = str(_download(source, work_dir / "source", watch))
-    feed: Iterator[bytes] | None = None
-    stats: ReadStats | None = None
-    if plan.strategy == "ranges":
-        feed, stats = _keyframe_feed(source, plan, watch, index)
+    if plan.strategy != "ranges":
+        return _render_in_one_decode(
+            source, output_path, plan, ffmpeg=ffmpeg, work_dir=work_dir,
+            on_progress=on_progress, watch=watch,
+        )  # fmt: skip
+    feed, stats = _keyframe_feed(source, plan, watch, index)
+    spool = _Spool(work_dir / "keyframes.annexb")
+    greys = _grey_frames(
+        source, plan, ffmpeg=ffmpeg, work_dir=work_dir, watch=watch, feed=spool.keeping(feed)
+    )
+    follower = IdleFollower(beat_frames(plan))
+    kept = [number for number, grey in enumerate(greys) if follower.keep(grey)]
+    rendered = _as_rendered(plan, follower, len(kept))
+    command = build_render_command(source, output_path, rendered, ffmpeg=ffmpeg)
+    log = work_dir / "ffmpeg-render.log"
+    frames = _run(command, log, len(kept), on_progress, watch, feed=spool.replay(kept))
+    spool.remove()
+    return _measured(output_path, frames, stats, ffmpeg, on_progress), rendered
+
+
+def _as_rendered(plan: RenderPlan, follower: IdleFollower, kept: int) -> RenderPlan:
+    """`plan` as rendered: its frames less the idle ones, the ranges they stood for dropped
+    (window-aligned, so `source_time_expression` stamps each kept frame with its own time)."""
+    dropped = idle_ranges(
+        follower.flags,
+        plan.sample_interval_seconds,
+        follower.beat_frames,
+        plan.source_duration_seconds,
+    )
+    return replace(plan, dropped=dropped, frame_count=max(1, kept))
+
+
+class _Spool:
+    """The fetched keyframes, on disk in order as they pass to the scan, to be fed again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pieces: list[tuple[int, int]] = []
+
+    def keeping(self, feed: Iterator[bytes]) -> Iterator[bytes]:
+        with self.path.open("wb") as out:
+            for piece in feed:
+                self._pieces.append((out.tell(), len(piece)))
+                out.write(piece)
+                yield piece
+
+    def replay(self, numbers: list[int]) -> Iterator[bytes]:
+        with self.path.open("rb") as pieces:
+            for number in numbers:
+                offset, size = self._pieces[number]
+                pieces.seek(offset)
+                yield pieces.read(size)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _render_in_one_decode(
+    source: str,
+    output_path: Path,
+    plan: RenderPlan,
+    *,
+    ffmpeg: str,
+    work_dir: Path,
+    on_progress: Callable[[int], None],
+    watch: _Watch,
+) -> tuple[RenderResult, RenderPlan]:
+    """One ffmpeg decodes the plan's frames and splits each into grey and the finished picture;
+    the kept pictures go on to an encoder."""
     follower = IdleFollower(beat_frames(plan))
     with ExitStack() as stack:
         pictures_out, pictures_in = os.pipe()
@@ -131,8 +217,8 @@ def render_skipping_idle(
         try:
             decoder = subprocess.Popen(
                 decode_command(source, plan, ffmpeg=ffmpeg, pictures_fd=pictures_in),
-                stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=decode_log, pass_fds=(pictures_in,),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=decode_log,
+                pass_fds=(pictures_in,),
             )  # fmt: skip
         finally:
             os.close(pictures_in)  # the decoder's copy is the only writer: EOF when it ends
@@ -144,18 +230,12 @@ def render_skipping_idle(
         stack.callback(_stop, encoder)
         kept = _relay(
             decoder, pictures, encoder,
-            follower=follower, plan=plan, watch=watch, on_progress=on_progress, feed=feed,
+            follower=follower, plan=plan, watch=watch, on_progress=on_progress,
         )  # fmt: skip
         _check_exit(decoder, decode_log, "decode")
         _check_exit(encoder, encode_log, "render")
-    dropped = idle_ranges(
-        follower.flags,
-        plan.sample_interval_seconds,
-        follower.beat_frames,
-        plan.source_duration_seconds,
-    )
-    rendered = replace(plan, dropped=dropped, frame_count=max(1, kept))
-    return _measured(output_path, kept, stats, ffmpeg, on_progress), rendered
+    rendered = _as_rendered(plan, follower, kept)
+    return _measured(output_path, kept, None, ffmpeg, on_progress), rendered
 
 
 def decode_command(source: str, plan: RenderPlan, *, ffmpeg: str, pictures_fd: int) -> list[str]:
@@ -196,14 +276,12 @@ def _relay(
     plan: RenderPlan,
     watch: _Watch,
     on_progress: Callable[[int], None],
-    feed: Iterator[bytes] | None,
 ) -> int:
     """Read each frame's grey and picture in step, pass on the ones that stay; the count passed."""
     assert decoder.stdout is not None
     assert encoder.stdin is not None
     assert encoder.stdout is not None
     greys = _GreyReader(decoder.stdout)
-    feeding = _Feeding(decoder, feed, watch) if feed is not None else None
     progress = _Progress(encoder.stdout)  # drains the encoder's -progress lines
     reporter = _Reporter(on_progress, plan.frame_count)
     picture_bytes = plan.output_width * plan.output_height * 3 // 2
@@ -228,8 +306,6 @@ def _relay(
     except BrokenPipeError:
         pass  # the encoder ended early; its exit status and log tell why
     finally:
-        if feeding is not None:
-            feeding.join()
         with suppress(BrokenPipeError):
             encoder.stdin.close()
         _stop(decoder)
@@ -258,30 +334,6 @@ class _GreyReader:
             watch.check()
             with suppress(queue.Empty):
                 return self._frames.get(timeout=POLL_SECONDS)
-
-
-class _Feeding:
-    """The kept keyframes ("ranges") written to the decoder's stdin on a thread; a stop or a
-    deadline there closes stdin, and the decoder's end reaches the relay."""
-
-    def __init__(
-        self, decoder: subprocess.Popen[bytes], feed: Iterator[bytes], watch: _Watch
-    ) -> None:
-        self.error: Exception | None = None
-        self._thread = threading.Thread(target=self._run, args=(decoder, feed, watch), daemon=True)
-        self._thread.start()
-
-    def _run(self, decoder: subprocess.Popen[bytes], feed: Iterator[bytes], watch: _Watch) -> None:
-        try:
-            _feed(decoder, feed, watch, lambda: None)
-        except Exception as exc:  # handed to the relay's thread
-            self.error = exc
-            _stop(decoder)
-
-    def join(self) -> None:
-        self._thread.join(timeout=5)
-        if self.error is not None:
-            raise self.error
 
 
 def _check_exit(process: subprocess.Popen[bytes], log: IO[bytes], what: str) -> None:
