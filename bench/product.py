@@ -16,7 +16,8 @@ memory (its Python, and everything it runs together: ffmpeg).
 
 The usual pipeline: download the original over the same link (boto3's download_file, 10
 connections), decode every frame, keep one per interval (select), scale, x264 medium — ratio =
-its time ÷ lapse's on the same link.
+its time ÷ lapse's on the same link. Quality: SSIM of lapse's timelapse (downloaded after the run)
+against the usual pipeline's, frame by frame (ffmpeg's ssim filter, "All").
 
 Sources are generated once and cached under build/bench/ (bench/render.py: a one-minute x264
 segment with a keyframe every 2 s, looped with `-c copy`).
@@ -35,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 
 from bench.proxy import throttled
 from bench.range_server import LOOPBACK, S3_LIKE, Network
-from bench.render import CACHE, FFMPEG, Input, generate, usual_pipeline
+from bench.render import CACHE, FFMPEG, Input, generate, ssim, usual_pipeline
 from bench.stack import MemorySampler, RunningStack, free_port, running_stack, storage_reads
 from chalicelib.adapters.auth import make_local_token
 from chalicelib.domain.limits import Limits
@@ -94,6 +96,7 @@ class Row:
     status: str = "complete"
     download_seconds: float = 0.0
     ratio: float = 0.0
+    ssim_vs_usual: float = 0.0  # lapse rows: its timelapse against the usual pipeline's
 
 
 # --- lapse, through the stack ---------------------------------------------------------------------
@@ -103,8 +106,11 @@ def parse_time(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def run_lapse(stack: RunningStack, job: Job, quick: bool, link: str) -> tuple[Row, dict[str, Any]]:
-    """One upload → complete; returns the row and the record (its original is still stored)."""
+def run_lapse(
+    stack: RunningStack, job: Job, quick: bool, link: str, work: Path
+) -> tuple[Row, dict[str, Any]]:
+    """One upload → complete; returns the row and the record (its original is still stored).
+    The timelapse is downloaded (untimed) to `lapse_output(work, job, link)`."""
     source = job.source.path(quick)
     size = source.stat().st_size
     client = ApiClient(stack.config.api_url, make_local_token("bench", "local-dev-secret"), 120)
@@ -145,7 +151,15 @@ def run_lapse(stack: RunningStack, job: Job, quick: bool, link: str) -> tuple[Ro
         status=status,
     )
     print(f"  {job.name} over {link}: {row.seconds:.1f} s, {status[:200]}", file=sys.stderr)
+    if done.get("urls", {}).get("video"):
+        answer = requests.get(done["urls"]["video"], timeout=120)
+        answer.raise_for_status()
+        lapse_output(work, job.name, link).write_bytes(answer.content)
     return row, dict(record)
+
+
+def lapse_output(work: Path, job: str, link: str) -> Path:
+    return work / f"{job}-{link.replace(' ', '-')}-lapse.mp4"
 
 
 def wait_for_end(client: ApiClient, timelapse_id: str) -> dict[str, Any]:
@@ -198,7 +212,7 @@ def bench_link(link: str, jobs: list[Job], quick: bool, work: Path) -> list[Row]
 
     def run(stack: RunningStack, endpoint: str) -> None:
         for job in jobs:
-            row, record = run_lapse(stack, job, quick, link)
+            row, record = run_lapse(stack, job, quick, link, work)
             copy = work / f"{job.name}-downloaded.mp4"
             seconds, sent, requests_made = download_original(
                 stack, endpoint, record["originalVideoKey"], copy
@@ -244,12 +258,16 @@ def add_usual_compute(rows: list[Row], jobs: list[Job], quick: bool, work: Path)
     for job in jobs:
         copy = work / f"{job.name}-downloaded.mp4"
         print(f"{job.name}: the usual pipeline's decode + encode ...", file=sys.stderr)
-        seconds, rss = decode_and_encode(copy, job.target(quick), work / f"{job.name}-usual.mp4")
+        usual_out = work / f"{job.name}-usual.mp4"
+        seconds, rss = decode_and_encode(copy, job.target(quick), usual_out)
         copy.unlink()
         for row in rows:
             if row.job == job.name and row.path == "usual":
                 row.seconds = row.download_seconds + seconds
                 row.ffmpeg_rss = rss
+            lapsed = lapse_output(work, row.job, row.link)
+            if row.job == job.name and row.path == "lapse" and lapsed.exists():
+                row.ssim_vs_usual = ssim(lapsed, usual_out)
     for row in rows:
         usual = next(r for r in rows if (r.job, r.link, r.path) == (row.job, row.link, "usual"))
         row.ratio = usual.seconds / row.seconds if row.seconds else 0.0
@@ -261,8 +279,8 @@ def add_usual_compute(rows: list[Row], jobs: list[Job], quick: bool, work: Path)
 def table(rows: list[Row], jobs: list[Job], quick: bool) -> str:
     lines = [
         "| job | path | upload done → complete | ratio | read from storage | requests "
-        "| peak memory: worker Python + ffmpeg |",
-        "|---|---|---|---|---|---|---|",
+        "| peak memory: worker Python + ffmpeg | SSIM vs usual |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         job = next(j for j in jobs if j.name == row.job)
@@ -284,9 +302,11 @@ def table(rows: list[Row], jobs: list[Job], quick: bool) -> str:
             if row.path == "lapse"
             else f"ffmpeg {row.ffmpeg_rss / MiB:.0f} MiB"
         )
+        quality = f"{row.ssim_vs_usual:.4f}" if row.path == "lapse" else ""
         lines.append(
             f"| {what} | {path} | {seconds} | {ratio} "
-            f"| {row.bytes_read / 1e6:.0f} MB = {share:.1f} % | {row.requests} | {memory} |"
+            f"| {row.bytes_read / 1e6:.0f} MB = {share:.1f} % | {row.requests} | {memory} "
+            f"| {quality} |"
         )
     return "\n".join(lines) + "\n" + scaling(rows, jobs)
 

@@ -25,8 +25,7 @@ from chalicelib.media.finishing import finishing_filters
 from chalicelib.media.keyframe_fetch import annexb_keyframes
 from chalicelib.media.mp4index import IndexUnsupported, VideoIndex, read_index
 from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
-from chalicelib.media.probe import probe
-from chalicelib.media.ranges import ReadStats, open_range_source
+from chalicelib.media.ranges import FileRangeSource, ReadStats, open_range_source
 
 logger = logging.getLogger(__name__)
 
@@ -99,23 +98,35 @@ def render_timelapse(
         raise RenderError("ffmpeg produced no output for this video.")
     if frames == 0:
         raise RenderError("No frame of this video could be decoded.")
-    try:
-        info = probe(str(output_path), ffmpeg=ffmpeg)
-    except LapseError as exc:
-        raise RenderError(f"The rendered video is unreadable: {exc.message}") from exc
+    width, height, fps, duration = measure_output(output_path, plan.output_fps)
     if poster_path is not None and not _written(poster_path):
-        make_poster(output_path, poster_path, ffmpeg=ffmpeg, at_seconds=info.duration_seconds / 2)
+        make_poster(output_path, poster_path, ffmpeg=ffmpeg, at_seconds=duration / 2)
     on_progress(100)
     return RenderResult(
-        width=info.display_width,
-        height=info.display_height,
-        fps=info.fps,
-        duration_seconds=info.duration_seconds,
+        width=width,
+        height=height,
+        fps=fps,
+        duration_seconds=duration,
         frame_count=frames,
         size_bytes=output_path.stat().st_size,
         source_bytes_read=stats.bytes_read if stats else None,
         source_requests=stats.requests if stats else None,
     )
+
+
+def measure_output(path: Path, planned_fps: float) -> tuple[int, int, float, float]:
+    """Width, height, frame rate and length of a rendered MP4, read from its own index (its
+    pictures' times; no ffmpeg run: ~0.1 s less per job; the rate of a one-picture video is the
+    planned one). Unreadable: RenderError."""
+    try:
+        index = read_index(FileRangeSource(str(path)))
+    except (IndexUnsupported, LapseError) as exc:
+        raise RenderError(f"The rendered video is unreadable: {exc}") from exc
+    count, last = index.sample_count, index.last_picture_seconds
+    if count < 1:
+        raise RenderError("The rendered video holds no picture.")
+    fps = round((count - 1) / last, 3) if count > 1 and last > 0 else float(planned_fps)
+    return index.width, index.height, fps, count / fps
 
 
 def _keyframe_feed(
