@@ -709,3 +709,34 @@ def test_uppy_answers_match_their_schemas() -> None:
     validator(response_schema("GET", "/s3/params", 200)).validate(params)
     uppy.abort("user-1", upload_id, key)
     validator(response_schema("DELETE", path, 200)).validate(wire.empty())
+
+
+# --- the models are the schemas -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.body is not None], ids=lambda r: r.name)
+def test_each_request_body_is_its_routes_model(route: Route) -> None:
+    assert route.body is not None
+    schema = request_schema(route.method, route.path)
+    assert schema == {"$ref": f"#/components/schemas/{route.body.__name__}"}
+    documented = set(DOC["components"]["schemas"][route.body.__name__]["properties"])
+    aliases = {info.alias or name for name, info in route.body.model_fields.items()}
+    assert aliases <= documented
+
+
+def test_every_request_model_serves_a_route() -> None:
+    used = {route.body for route in ROUTES if route.body is not None}
+    nested = {inputs.CompletedPart}
+    assert set(inputs.MODELS) == used | nested
+
+
+def test_a_refusal_names_the_first_faulty_field_in_lapses_words() -> None:
+    # Given a body wrong in two fields, the first in the model's order is the one refused
+    body = {"projectId": 42, "contentType": "video/mp4", "sizeBytes": "many"}
+    with pytest.raises(errors.ValidationError) as caught:
+        inputs.create_command(body, Limits(), CallbackPolicy())
+    assert caught.value.message == "projectId must be a non-empty string"
+    # and a missing size is named before the options are looked at
+    body = {"projectId": "p", "contentType": "video/mp4", "speed": 1}
+    with pytest.raises(errors.ValidationError, match="sizeBytes is required"):
+        inputs.create_command(body, Limits(), CallbackPolicy())
