@@ -4,7 +4,6 @@ in flight resumes (its lease runs out; the watchdog requeues it) and completes."
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -41,9 +40,9 @@ def test_records_and_objects_survive_a_restart_and_work_in_flight_resumes(
         api.wait_for(flying_id, lambda r: r["stage"] == "rendering", timeout=60)
     # Ctrl-C mid-render: the stack stopped; the storage saved its objects, the stack the records
 
-    started = time.monotonic()
+    # (running_stack fails if the restarted stack is not healthy within its startup limit; the
+    # restart time with GB stored is a README figure, not a test assertion)
     with running_stack(tmp_path / "second.log", **env) as second:
-        restart_seconds = time.monotonic() - started
         api = second.api("frank")
         again = api.get(done_id)
         assert again["status"] == "complete"
@@ -57,7 +56,6 @@ def test_records_and_objects_survive_a_restart_and_work_in_flight_resumes(
         assert resumed["status"] == "complete", resumed
         assert resumed["attempts"] == 2
         assert fetch(resumed["urls"]["original"]) == slow.read_bytes()
-    assert restart_seconds < 30, restart_seconds
 
 
 def test_work_queued_at_ctrl_c_is_picked_up_after_the_restart(tmp_path: Path) -> None:
