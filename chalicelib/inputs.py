@@ -895,12 +895,63 @@ def companion_create(raw: Any) -> dict[str, Any]:
 
 def companion_query(query: dict[str, str]) -> dict[str, Any]:
     """GET /s3/params: `metadata[name]` query parameters carry the metadata."""
-    metadata = {
-        name[len("metadata[") : -1]: value
-        for name, value in query.items()
-        if name.startswith("metadata[") and name.endswith("]")
-    }
-    return companion_create_fields(query.get("filename"), query.get("type"), metadata)
+    return parse(CompanionParamsQuery, query).create_fields()
+
+
+def _metadata_parameter(name: str, description: str = "Optional.") -> Any:
+    return Field(default=None, alias=f"metadata[{name}]", description=description)
+
+
+class CompanionParamsQuery(BaseModel):
+    """Uppy 4–5's query for a single PUT (GET /s3/params): the file and its meta as text. Left to
+    the create to refuse, with the create's messages."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={"required": ["type", "metadata[projectId]"]},
+    )
+
+    filename: str | None = Field(default=None, description="The file's name.")
+    type: str | None = Field(default=None, description="Content type.")
+    project_id: str | None = _metadata_parameter("projectId", "The project.")
+    size_bytes: str | None = Field(
+        default=None,
+        alias="metadata[sizeBytes]",
+        description="Optional: `file.size`.",
+        json_schema_extra={"pattern": r"^\d+$"},
+    )
+    target_seconds: str | None = _metadata_parameter("targetSeconds")
+    duration_minutes: str | None = _metadata_parameter("durationMinutes")
+    callback_url: str | None = _metadata_parameter("callbackUrl")
+    meta_filename: str | None = _metadata_parameter("filename", "Optional: wins over `filename`.")
+    speed: str | None = _metadata_parameter("speed")
+    fps: str | None = _metadata_parameter("fps")
+    resolution: str | None = _metadata_parameter("resolution")
+    skip_idle: str | None = _metadata_parameter("skipIdle")
+    timestamp: str | None = _metadata_parameter("timestamp")
+    deflicker: str | None = _metadata_parameter("deflicker")
+
+    def create_fields(self) -> dict[str, Any]:
+        given = self.model_dump(by_alias=True, exclude_none=True)
+        metadata = {
+            name[len("metadata[") : -1]: value
+            for name, value in given.items()
+            if name.startswith("metadata[")
+        }
+        return companion_create_fields(self.filename, self.type, metadata)
+
+
+class KeyQuery(BaseModel):
+    """A Companion route's object key, `?key=` (Uppy URL-encodes it)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: Annotated[
+        str,
+        Field(description=UPPY_KEY, min_length=1),
+        Says(**{"*": "the key query parameter is required"}),
+    ]
 
 
 # Every request model, for the OpenAPI document's components (named by their class names).

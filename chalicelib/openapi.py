@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib import errors, inputs, wire
-from chalicelib.domain.options import COMPANION_OPTION_METADATA
 from chalicelib.routes import ROUTES, Route
 
 Schema = dict[str, Any]
@@ -248,24 +247,6 @@ def _path_parameters() -> dict[str, Schema]:
     }
 
 
-def _query_parameters() -> dict[str, Schema]:
-    return {
-        "key": _query_parameter("key", _string(minLength=1), wire.UPPY_KEY, required=True),
-        "filename": _query_parameter("filename", _string(), "The file's name."),
-        "type": _query_parameter("type", _string(), "Content type.", required=True),
-        "metadata[projectId]": _query_parameter(
-            "metadata[projectId]", _string(), "The project.", required=True
-        ),
-        "metadata[sizeBytes]": _query_parameter(
-            "metadata[sizeBytes]", _string(pattern=r"^\d+$"), "Optional: `file.size`."
-        ),
-        **{
-            f"metadata[{name}]": _query_parameter(f"metadata[{name}]", _string(), "Optional.")
-            for name in COMPANION_OPTION_METADATA
-        },
-    }
-
-
 HEADER_PARAMETERS: dict[str, Schema] = {
     "Idempotency-Key": {
         "name": "Idempotency-Key",
@@ -303,11 +284,9 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     if route.description:
         operation["description"] = route.description
-    path_parameters, query_parameters = _path_parameters(), _query_parameters()
+    path_parameters = _path_parameters()
     parameters = [path_parameters[name] for name in re.findall(r"{(\w+)}", route.path)]
-    if isinstance(route.query, tuple):
-        parameters += [query_parameters[name] for name in route.query]
-    else:
+    if route.query is not None:
         parameters += _model_parameters(route.query)
     parameters += [HEADER_PARAMETERS[name] for name in route.headers]
     if parameters:
@@ -347,7 +326,7 @@ def _model_parameters(model: type[BaseModel]) -> list[Schema]:
 def _parameter_schema(field: Schema, defs: dict[str, Schema]) -> Schema:
     """A field's schema as a parameter's: one kind (a query has no null), references inlined."""
     kinds = [k for k in field.get("anyOf", [field]) if k != {"type": "null"}]
-    found = dict(kinds[0])
+    found = {**{k: v for k, v in field.items() if k not in {"anyOf", "default"}}, **kinds[0]}
     if "$ref" in found:
         found = dict(defs[found["$ref"].rsplit("/", 1)[-1]])
     if field.get("default") is not None:

@@ -11,7 +11,6 @@ from pydantic import BaseModel
 
 from chalicelib import inputs
 from chalicelib.domain.limits import Limits, MiB
-from chalicelib.domain.options import COMPANION_OPTION_METADATA
 from chalicelib.reference import BUNDLE
 
 # Said of several routes.
@@ -27,8 +26,8 @@ class Route:
     """One operation. `body` is the request model (chalicelib/inputs.py) that parses the body and
     gives its schema; `answer` names the answer's component schema (its model in wire.py);
     `refusals` are the error statuses beyond 401 and 500, which every authenticated route may
-    answer; `query` is the query's model, or names query parameters (openapi.py); path
-    parameters come from the path itself."""
+    answer; `query` is the query's model (its fields are the query parameters); path parameters
+    come from the path itself."""
 
     name: str  # the handler's name and the operationId
     method: str
@@ -40,7 +39,7 @@ class Route:
     refusals: frozenset[int] = frozenset()
     body: type[BaseModel] | None = None
     body_required: bool = True
-    query: type[BaseModel] | tuple[str, ...] = ()
+    query: type[BaseModel] | None = None
     headers: tuple[str, ...] = ()  # optional request headers (openapi.HEADER_PARAMETERS)
     tag: str = "timelapses"
     description: str = ""
@@ -200,24 +199,24 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "companion_sign_part", "GET", "/s3/multipart/{upload_id}/{part_number}",
         "Uppy 4–5: presign one part", 200, "CompanionSignedPart", "Signed.",
-        _refuses(400, 404, 409), query=("key",), tag="uppy", description=_COMPANION_OVER,
+        _refuses(400, 404, 409), query=inputs.KeyQuery, tag="uppy", description=_COMPANION_OVER,
     ),
     Route(
         "companion_list_parts", "GET", "/s3/multipart/{upload_id}",
         "Uppy 4–5: the parts storage holds (resume)", 200, "CompanionParts", "The parts.",
-        _refuses(400, 404, 409), query=("key",), tag="uppy", description=_COMPANION_OVER,
+        _refuses(400, 404, 409), query=inputs.KeyQuery, tag="uppy", description=_COMPANION_OVER,
     ),
     Route(
         "companion_abort", "DELETE", "/s3/multipart/{upload_id}",
         "Uppy 4–5: abort the upload and cancel the timelapse", 200, "Empty", "Aborted: `{}`.",
-        _refuses(400, 404, 409), query=("key",), tag="uppy",
+        _refuses(400, 404, 409), query=inputs.KeyQuery, tag="uppy",
         description="409 if the timelapse is already complete or failed.",
     ),
     Route(
         "companion_complete", "POST", "/s3/multipart/{upload_id}/complete",
         "Uppy 4–5: complete the upload", 200, "CompanionCompleted", "Completed.",
         _refuses(400, 404, 409), body=inputs.CompleteUploadRequest, body_required=False,
-        query=("key",), tag="uppy",
+        query=inputs.KeyQuery, tag="uppy",
         description=(
             "Processing starts from the object's creation; where storage sends no events it is "
             f"queued here. {_COMPANION_OVER}"
@@ -227,10 +226,7 @@ ROUTES: tuple[Route, ...] = (
         "companion_upload_parameters", "GET", "/s3/params",
         "Uppy 4–5: create a timelapse and presign a single PUT", 200, "CompanionParams",
         "Signed.", _refuses(400, 413, 415), tag="uppy",
-        query=(
-            "filename", "type", "metadata[projectId]", "metadata[sizeBytes]",
-            *(f"metadata[{name}]" for name in COMPANION_OPTION_METADATA),
-        ),
+        query=inputs.CompanionParamsQuery,
     ),
 )  # fmt: skip
 

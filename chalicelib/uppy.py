@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.app import Blueprint
 
-from chalicelib import errors, inputs, wire, wiring
+from chalicelib import inputs, wire, wiring
 from chalicelib.api import _body, _caller, _required_body, endpoint
 from chalicelib.domain.requests import CreateTimelapse
 from chalicelib.services.uppy import S3Request, UppyService
@@ -31,11 +31,7 @@ def _create_command(fields: dict[str, Any]) -> CreateTimelapse:
 
 def _key() -> str:
     """The object key of a Companion route, from `?key=` (Uppy URL-encodes it)."""
-    query: dict[str, str] = dict(uppy.current_request.query_params or {})
-    key = query.get("key")
-    if not key:
-        raise errors.ValidationError("the key query parameter is required")
-    return key
+    return inputs.parse(inputs.KeyQuery, dict(uppy.current_request.query_params or {})).key
 
 
 # --- Uppy 6 -----------------------------------------------------------------------------------
