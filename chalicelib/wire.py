@@ -143,7 +143,13 @@ class TimelapseOptions(_Wire):
 
     @classmethod
     def of(cls, options: RenderOptions) -> TimelapseOptions:
-        return cls.model_validate(options.as_api())
+        return cls(
+            fps=options.fps,  # type: ignore[arg-type]  # one of FPS_CHOICES, checked on create
+            resolution=options.resolution,  # type: ignore[arg-type]  # likewise
+            skip_idle=options.skip_idle,
+            timestamp=options.timestamp,
+            deflicker=options.deflicker,
+        )
 
 
 class Timelapse(_Wire):

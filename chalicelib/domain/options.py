@@ -55,15 +55,3 @@ class RenderOptions:
             resolution=str(raw.get("resolution", DEFAULT_RESOLUTION)),
             **{name: bool(raw.get(field, False)) for field, name in _FLAGS.items()},
         )
-
-
-# The create fields Uppy 4–5 passes as `metadata[name]` query parameters (GET /s3/params).
-COMPANION_OPTION_METADATA = (
-    "targetSeconds",
-    "speed",
-    "fps",
-    "resolution",
-    "skipIdle",
-    "timestamp",
-    "deflicker",
-)
