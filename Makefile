@@ -82,6 +82,10 @@ bench-options: install
 bench-engine: install
 	$(BIN)/python -m bench.render $(if $(QUICK),--quick)
 
+# A long decode-all render on one worker against the same render fanned out (bench/fanout.py).
+bench-fanout: install
+	$(BIN)/python -m bench.fanout $(if $(QUICK),--quick)
+
 deploy: install
 	bash infra/deploy.sh $(STAGE)
 

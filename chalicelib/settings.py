@@ -92,6 +92,8 @@ class Settings:
     heartbeat_seconds: float = 1.0
     max_attempts: int = 3
     ffmpeg_path: str | None = None
+    # vCPUs one render has: parts of a fanned-out render are sized for it (domain/fanout.py).
+    render_vcpus: float = 2.0
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
 
@@ -158,6 +160,7 @@ class Settings:
             heartbeat_seconds=_float(env, "LAPSE_HEARTBEAT_SECONDS", 1.0),
             max_attempts=_int(env, "LAPSE_MAX_ATTEMPTS", 3),
             ffmpeg_path=_optional(env, "LAPSE_FFMPEG"),
+            render_vcpus=_float(env, "LAPSE_RENDER_VCPUS", 2.0),
             log_level=env.get("LAPSE_LOG_LEVEL", "INFO"),
             limits=limits,
         )

@@ -162,6 +162,7 @@ def processing_service() -> ProcessingService:
         max_attempts=settings.max_attempts,
         # A render too long for one invocation is fanned out to parts on the processing queue.
         queue=work_queue() if settings.queue_url else None,
+        vcpus=settings.render_vcpus,
     )
 
 

@@ -149,6 +149,11 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     stack = LocalStack.from_env()
     concurrency = int(os.environ.get("LAPSE_WORKER_CONCURRENCY", "2"))
+    # Each render here has the machine's cores shared by the renders at once (a Lambda function
+    # has its own): parts of a fanned-out render are sized for that.
+    os.environ.setdefault(
+        "LAPSE_RENDER_VCPUS", f"{max(0.5, (os.cpu_count() or 2) / max(1, concurrency)):g}"
+    )
     timeout = float(os.environ.get("LAPSE_WORKER_TIMEOUT_SECONDS", "900"))
     watchdog_interval = float(os.environ.get("LAPSE_WATCHDOG_SECONDS", "10"))
     signal.signal(signal.SIGTERM, _stop)

@@ -23,6 +23,9 @@ from chalicelib.domain.plan import RenderPlan, SourceInfo
 # A part must fit in this share of the function's time limit: room for a slow machine, a busy
 # neighbour, the upload and the join.
 SAFE_SHARE = 1 / 3
+# The speeds below were measured with this many vCPUs (ffmpeg runs 2 threads); an invocation with
+# fewer (the local worker running two renders on two cores: one each) gets smaller parts.
+REFERENCE_VCPUS = 2.0
 # What every part pays besides decoding and encoding: describing the source again, starting
 # ffmpeg, storing the segment.
 PART_OVERHEAD_SECONDS = 1.5
@@ -214,6 +217,12 @@ def _ranges(starts: list[tuple[int, float]], frame_count: int) -> tuple[PartRang
     return tuple(
         PartRange(first, end, seek) for (first, seek), end in zip(bounds, ends, strict=True)
     )
+
+
+def part_budget_seconds(limit_seconds: float, vcpus: float = REFERENCE_VCPUS) -> float:
+    """Reference-machine seconds a part may be estimated at, for an invocation that has
+    `limit_seconds` and `vcpus`: a safe share of the limit, less on a smaller machine."""
+    return limit_seconds * SAFE_SHARE * min(1.0, vcpus / REFERENCE_VCPUS)
 
 
 def fanout_lease_seconds(lease_seconds: float, limit_seconds: float | None) -> float:

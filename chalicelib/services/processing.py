@@ -21,10 +21,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.domain.fanout import (
-    SAFE_SHARE,
+    REFERENCE_VCPUS,
     FanOut,
     PartRange,
     fanout_lease_seconds,
+    part_budget_seconds,
     split_render,
 )
 from chalicelib.domain.keys import poster_key, segments_prefix, timelapse_key
@@ -201,6 +202,8 @@ class ProcessingService:
     download_url_seconds: int = 6 * 3600
     # Where a render too long for one invocation sends its parts (None: never fanned out).
     queue: PartQueue | None = None
+    # vCPUs one invocation has (Lambda's 4096 MB: ~2.3; the local worker: cores / renders at once).
+    vcpus: float = REFERENCE_VCPUS
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -454,7 +457,7 @@ class ProcessingService:
         invocation has (the function's limit); () to render it here."""
         if self.queue is None or deadline is None:
             return ()
-        budget = (deadline - time.monotonic()) * SAFE_SHARE
+        budget = part_budget_seconds(deadline - time.monotonic(), self.vcpus)
         return split_render(
             plan, described.info, budget_seconds=budget, keyframes=described.keyframes
         )

@@ -9,6 +9,7 @@ from aws_cdk import (
     CfnCondition,
     CfnOutput,
     CfnParameter,
+    CfnResource,
     Duration,
     Fn,
     RemovalPolicy,
@@ -28,7 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib.domain import schema
-from chalicelib.domain.keys import VIDEOS_PREFIX
+from chalicelib.domain.keys import SEGMENTS_PREFIX, VIDEOS_PREFIX
 from stacks.chalice_app import LAMBDA_RUNTIME, ChaliceApp
 from stacks.permissions import POLICIES, Resources
 from stacks.stage import (
@@ -315,7 +316,11 @@ class LapseStack(Stack):
                 s3.LifecycleRule(
                     id="abort-incomplete-multipart-uploads",
                     abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
+                ),
+                # A fanned-out render's segments: its parts remove them; this is the backstop.
+                s3.LifecycleRule(
+                    id="expire-segments", prefix=SEGMENTS_PREFIX, expiration=Duration.days(1)
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -476,6 +481,19 @@ class LapseStack(Stack):
                 raise RuntimeError(f"{logical_id}: {event_name} reads a queue this stack lacks")
             cfn_function.add_property_override(
                 f"Events.{event_name}.Properties.Queue", matches[0].queue_arn
+            )
+            if matches[0] is self.queue:
+                self._scale_to_reserved(cfn_function, event_name)
+
+    def _scale_to_reserved(self, cfn_function: CfnResource, event_name: str) -> None:
+        """The processing queue's poller runs at most as many renders (or parts of a fanned-out
+        render) as the processor may: beyond its reserved concurrency a message would be
+        throttled back to the queue and stay hidden for the visibility timeout (90 minutes)."""
+        reserved = self.stage.processor.reserved_concurrency
+        if reserved is not None:
+            cfn_function.add_property_override(
+                f"Events.{event_name}.Properties.ScalingConfig.MaximumConcurrency",
+                max(2, reserved),  # SQS event sources take 2 at least
             )
 
     def _wire_api(self) -> None:

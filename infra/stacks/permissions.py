@@ -13,10 +13,17 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_iam as iam
 
-from chalicelib.domain.keys import POSTERS_PREFIX, TIMELAPSES_PREFIX, VIDEOS_PREFIX
+from chalicelib.domain.keys import (
+    POSTERS_PREFIX,
+    SEGMENTS_PREFIX,
+    TIMELAPSES_PREFIX,
+    VIDEOS_PREFIX,
+)
 
 ORIGINALS = VIDEOS_PREFIX
 OUTPUTS = (TIMELAPSES_PREFIX, POSTERS_PREFIX)
+# The parts of a fanned-out render (processor only; the bucket's lifecycle expires leftovers).
+SEGMENTS = SEGMENTS_PREFIX
 
 MULTIPART = ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
 
@@ -142,6 +149,11 @@ def processor_policy(res: Resources) -> list[iam.PolicyStatement]:
                 "WriteOutputs",
                 ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", *MULTIPART],
                 _objects(res.bucket_arn, *OUTPUTS),
+            ),
+            _statement(
+                "Segments",
+                ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", *MULTIPART],
+                _objects(res.bucket_arn, SEGMENTS),
             ),
         ]
     return statements

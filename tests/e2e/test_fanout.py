@@ -1,5 +1,5 @@
 """A render too long for the function, fanned out through the local stack (issue 14): a stack whose
-worker plays a function with a 15-second limit splits a 60-second all-decode clip into parts on
+worker plays a function with a 30-second limit splits a 60-second all-decode clip into parts on
 the processing queue, renders them on its two workers and joins them once. Checked frame by frame;
 then a duplicate part message, and a cancel while parts run."""
 
@@ -28,10 +28,10 @@ TARGET = 10  # 300 frames, one per 0.2 s: keyframes 8.3 s apart cannot serve, ev
 
 @pytest.fixture(scope="module")
 def short_limit_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """The stack as `make run` starts it, its worker playing a function with a 15-s limit: a
-    render estimated past a third of that (~4.5 s) is fanned out."""
+    """The stack as `make run` starts it, its worker playing functions with a 30-s limit and one
+    core each: a render estimated past a sixth of that (~4.5 s on 2 vCPUs) is fanned out."""
     log = tmp_path_factory.mktemp("fanout-stack") / "stack.log"
-    with running_stack(log, LAPSE_WORKER_TIMEOUT_SECONDS="15") as running:
+    with running_stack(log, LAPSE_WORKER_TIMEOUT_SECONDS="30", LAPSE_RENDER_VCPUS="1") as running:
         yield running
 
 

@@ -42,7 +42,7 @@ def test_bucket_aborts_incomplete_multipart_uploads_after_a_day(s3_stack):
     _, bucket = s3_stack.one("AWS::S3::Bucket")
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
     assert {"DaysAfterInitiation": 1} in [
-        r["AbortIncompleteMultipartUpload"] for r in rules if r["Status"] == "Enabled"
+        r.get("AbortIncompleteMultipartUpload") for r in rules if r["Status"] == "Enabled"
     ]
 
 
