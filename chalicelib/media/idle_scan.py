@@ -21,7 +21,6 @@ import os
 import queue
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import replace
@@ -232,8 +231,12 @@ def _render_in_one_decode(
             decoder, pictures, encoder,
             follower=follower, plan=plan, watch=watch, on_progress=on_progress,
         )  # fmt: skip
-        _check_exit(decoder, decode_log, "decode")
+        # The one that failed first speaks: a decoder stopped because the encoder had died was
+        # terminated by us (a negative status), one that failed on its own exited positive.
+        if decoder.returncode is not None and decoder.returncode > 0:
+            _check_exit(decoder, decode_log, "decode")
         _check_exit(encoder, encode_log, "render")
+        _check_exit(decoder, decode_log, "decode")
     rendered = _as_rendered(plan, follower, kept)
     return _measured(output_path, kept, None, ffmpeg, on_progress), rendered
 
@@ -300,9 +303,9 @@ def _relay(
             watch.check()
             reporter.report(seen)
         encoder.stdin.close()
-        while encoder.poll() is None:
-            watch.check()
-            time.sleep(POLL_SECONDS)
+        # Both end on their own now: the decoder may still be exiting after its last frame.
+        _wait_for(decoder, watch)
+        _wait_for(encoder, watch)
     except BrokenPipeError:
         pass  # the encoder ended early; its exit status and log tell why
     finally:
@@ -312,6 +315,16 @@ def _relay(
         _stop(encoder)
         progress.join()
     return kept
+
+
+def _wait_for(process: subprocess.Popen[bytes], watch: _Watch) -> None:
+    while True:
+        try:
+            process.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            watch.check()
+        else:
+            return
 
 
 class _GreyReader:
