@@ -84,11 +84,10 @@ def test_bad_options_answer_400_with_a_reason(
 FONT = Path(__file__).resolve().parents[2] / "chalicelib" / "fonts" / "DejaVuSansMono-Bold.ttf"
 
 
-@pytest.fixture(scope="module")
-def screen_recording(media: Path) -> Path:
+def _screen_recording(path: Path, gop: int) -> Path:
     """10 minutes of a small screen recording: 2 min of activity, 6 min of a still page where
-    only the cursor blinks, 2 min of activity; recorded at 14:03:27 UTC."""
-    path = media / "screen-idle.mp4"
+    only the cursor blinks, 2 min of activity; recorded at 14:03:27 UTC; a keyframe every `gop`
+    frames (10 fps)."""
     still = (
         f"color=c=0xf0f0f0:size=320x180:rate=10:duration=360,"
         f"drawtext=fontfile={FONT}:text='def main()\\:':x=20:y=20:fontsize=12:fontcolor=black,"
@@ -98,17 +97,31 @@ def screen_recording(media: Path) -> Path:
     ffmpeg(
         "-f", "lavfi", "-i", active, "-f", "lavfi", "-i", still, "-f", "lavfi", "-i", active,
         "-filter_complex", "[0][1][2]concat=n=3:v=1:a=0,format=yuv420p",
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-g", "10",
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-g", str(gop),
         "-metadata", "creation_time=2026-11-29T14:03:27Z", str(path),
     )  # fmt: skip
     return path
 
 
+@pytest.fixture(scope="module")
+def screen_recording(media: Path) -> Path:
+    """A keyframe a second: the worker reads it by "ranges"."""
+    return _screen_recording(media / "screen-idle.mp4", gop=10)
+
+
+@pytest.fixture(scope="module")
+def screen_recording_long_gop(media: Path) -> Path:
+    """A keyframe every 25 s: the worker must decode every frame ("decode_all")."""
+    return _screen_recording(media / "screen-idle-gop250.mp4", gop=250)
+
+
+@pytest.mark.parametrize("recording", ["screen_recording", "screen_recording_long_gop"])
 def test_skip_idle_leaves_out_the_idle_stretch(
-    alice: Api, screen_recording: Path, tmp_path: Path
+    alice: Api, recording: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    whole = alice.submit(screen_recording, speed=30)
-    cut = alice.submit(screen_recording, speed=30, skipIdle=True)
+    source: Path = request.getfixturevalue(recording)
+    whole = alice.submit(source, speed=30)
+    cut = alice.submit(source, speed=30, skipIdle=True)
 
     whole_done = alice.wait_for(whole["timelapse"]["id"])
     cut_done = alice.wait_for(cut["timelapse"]["id"])
@@ -118,6 +131,16 @@ def test_skip_idle_leaves_out_the_idle_stretch(
     assert cut_done["output"]["durationSeconds"] == pytest.approx(8.4, abs=0.4)
     assert cut_done["output"]["idleSecondsSkipped"] == pytest.approx(350, abs=12)
     assert abs(count_frames(str(_download(cut_done, tmp_path))) - 252) <= 12
+
+
+def test_skip_idle_with_a_length_fills_it_with_the_active_parts(
+    alice: Api, screen_recording: Path
+) -> None:
+    cut = alice.submit(screen_recording, targetSeconds=10, skipIdle=True)
+    done = alice.wait_for(cut["timelapse"]["id"])
+    assert done["status"] == "complete", done
+    assert done["output"]["durationSeconds"] == pytest.approx(10, abs=0.2)
+    assert done["output"]["idleSecondsSkipped"] == pytest.approx(350, abs=15)
 
 
 def _corner(path: Path, at_seconds: float) -> bytes:
