@@ -366,7 +366,7 @@ _FPS = f"fps must be one of {', '.join(str(choice) for choice in FPS_CHOICES)}"
 Fps = Annotated[
     Literal[24, 25, 30, 50, 60] | None,
     Field(description="Output frame rate; the length stays what was asked."),
-    Says(literal_error=_FPS, int_type=_FPS),
+    Says(**{"*": _FPS}),
 ]
 Resolution = Annotated[
     Literal["720p", "1080p", "1440p", "2160p"] | None,
@@ -374,7 +374,7 @@ Resolution = Annotated[
         description="The output's short side at most this many pixels (the long side at most "
         "16:9 of it); never upscaled."
     ),
-    Says(literal_error=f"resolution must be one of {', '.join(RESOLUTIONS)}"),
+    Says(**{"*": f"resolution must be one of {', '.join(RESOLUTIONS)}"}),
 ]
 _SKIP_IDLE = (
     "Leave out stretches where the picture does not change (a screen left alone, a blinking "
@@ -739,7 +739,9 @@ class UppySignRequest(_Input):
         Says(**{"*": "expiresIn must be an integer number of seconds"}),
     ] = None
     part_number: Annotated[
-        UppyPartNumber | None, Field(description="With PUT + uploadId: UploadPart.")
+        UppyPartNumber | None,
+        Field(description="With PUT + uploadId: UploadPart."),
+        Says(**{"*": _PART}),
     ] = None
 
     @model_validator(mode="after")

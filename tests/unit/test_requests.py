@@ -18,9 +18,9 @@ from chalicelib.errors import (
     UnsupportedMediaError,
     ValidationError,
 )
+from chalicelib.inputs import UppySignRequest, list_query, parse
 from chalicelib.inputs import completed_parts as parse_completed_parts
 from chalicelib.inputs import create_command as parse_create
-from chalicelib.inputs import list_query
 from chalicelib.inputs import part_numbers as parse_part_numbers
 
 LIMITS = Limits()
@@ -353,3 +353,26 @@ def test_status_filter() -> None:
 def test_filenames_in_any_script_are_kept_as_given() -> None:
     for name in ["Büro 08:00.mov", "日本語の録画.mp4", "it's (final) #2.webm"]:
         assert parse_create(body(filename=name), LIMITS, DEPLOYED).filename == name
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"fps": 10**30}, "fps must be one of 24, 25, 30, 50, 60"),
+        ({"resolution": ["720p"]}, "resolution must be one of 720p, 1080p, 1440p, 2160p"),
+        ({"durationMinutes": 10**400}, "durationMinutes must be a finite number of ordinary size"),
+        ({"speed": 10**400}, "speed must be between 2 and 100000"),
+    ],
+)
+def test_unusual_values_are_refused_in_lapses_words(changes: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_create(body(**changes), LIMITS, DEPLOYED)
+    assert caught.value.message == words
+
+
+@pytest.mark.parametrize("part", ["PATCH", "", "1.5", True, 0, 10_001])
+def test_uppy_part_numbers_are_refused_in_lapses_words(part: Any) -> None:
+    sign = {"method": "PUT", "key": "videos/x.mp4", "uploadId": "u-1", "partNumber": part}
+    with pytest.raises(ValidationError) as caught:
+        parse(UppySignRequest, sign)
+    assert caught.value.message == "partNumber must be an integer from 1 to 10000"
