@@ -21,7 +21,7 @@ import os
 import queue
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import replace
 from pathlib import Path
@@ -153,8 +153,10 @@ def render_skipping_idle(
     rendered = _as_rendered(plan, follower, len(kept))
     command = build_render_command(source, output_path, rendered, ffmpeg=ffmpeg)
     log = work_dir / "ffmpeg-render.log"
-    frames = _run(command, log, len(kept), on_progress, watch, feed=spool.replay(kept))
-    spool.remove()
+    try:
+        frames = _run(command, log, len(kept), on_progress, watch, feed=spool.replay(kept))
+    finally:
+        spool.remove()
     return _measured(output_path, frames, stats, ffmpeg, on_progress), rendered
 
 
@@ -178,11 +180,15 @@ class _Spool:
         self._pieces: list[tuple[int, int]] = []
 
     def keeping(self, feed: Iterator[bytes]) -> Iterator[bytes]:
-        with self.path.open("wb") as out:
-            for piece in feed:
-                self._pieces.append((out.tell(), len(piece)))
-                out.write(piece)
-                yield piece
+        try:
+            with self.path.open("wb") as out:
+                for piece in feed:
+                    self._pieces.append((out.tell(), len(piece)))
+                    out.write(piece)
+                    yield piece
+        finally:
+            if isinstance(feed, Generator):
+                feed.close()  # reads in flight let go of their connections now, whatever happened
 
     def replay(self, numbers: list[int]) -> Iterator[bytes]:
         with self.path.open("rb") as pieces:

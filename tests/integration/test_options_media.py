@@ -126,15 +126,19 @@ def test_skip_idle_in_one_pass_leaves_out_what_the_scan_finds(
     assert progress[-1] == 100
 
 
+@pytest.mark.parametrize("strategy", ["ranges", "decode_all"])
 def test_skip_idle_in_one_pass_stops_when_asked_and_leaves_no_ffmpeg(
-    screen_recording: Path, tmp_path: Path
+    screen_recording: Path, tmp_path: Path, strategy: str
 ) -> None:
-    plan = _skip_idle_plan(str(screen_recording), "decode_all", None)
     asked: list[int] = []
-    with pytest.raises(RenderCancelled):
-        render_skipping_idle(
-            str(screen_recording), tmp_path / "out.mp4", plan, ffmpeg=FFMPEG,
-            work_dir=tmp_path / "work", on_progress=asked.append,
-            should_stop=lambda: bool(asked),
-        )  # fmt: skip
+    with serve_directory(screen_recording.parent) as (base, _counter):
+        source = f"{base}/{screen_recording.name}"
+        index = describe_source(source, ffmpeg=FFMPEG).index if strategy == "ranges" else None
+        plan = _skip_idle_plan(source, strategy, index)
+        with pytest.raises(RenderCancelled):
+            render_skipping_idle(
+                source, tmp_path / "out.mp4", plan, ffmpeg=FFMPEG,
+                work_dir=tmp_path / "work", on_progress=asked.append,
+                should_stop=lambda: bool(asked), index=index,
+            )  # fmt: skip
     assert ffmpeg_children() == []
