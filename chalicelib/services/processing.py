@@ -244,11 +244,13 @@ class ProcessingService:
         return found
 
     def _refuse(self, timelapse: Timelapse, error: ErrorInfo) -> None:
+        # The refused object goes first: once the record reads `failed`, nothing of it is left
+        # to download (a poller seeing `failed` could otherwise still read the original).
+        self.storage.delete(timelapse.original_video_key)
         try:
             failed = self.records.fail_pending(timelapse.id, error)
         except ConflictError:
             return
-        self.storage.delete(timelapse.original_video_key)
         self.notifier.timelapse_ended(failed)
 
     def run(self, timelapse_id: str, deadline: float | None = None) -> Timelapse | None:
