@@ -268,11 +268,12 @@ class FakeRecords:
                 fanout = replace(fanout, frames={**fanout.frames, frames[0]: frames[1]})
             if done is not None:
                 part, key = done
+                frames_done = fanout.parts[part].frame_count if part < len(fanout.parts) else 0
                 fanout = replace(
                     fanout,
                     done=fanout.done | {part},
                     keys={**fanout.keys, part: key},
-                    frames={**fanout.frames, part: fanout.parts[part].frame_count},
+                    frames={**fanout.frames, part: frames_done},
                 )
             if failed is not None:
                 failures = {**fanout.failures, failed: fanout.failures.get(failed, 0) + 1}

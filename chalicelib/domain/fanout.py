@@ -79,7 +79,13 @@ class FanOut:
 
     @property
     def all_done(self) -> bool:
-        return len(self.done) == len(self.parts)
+        return all(part in self.done for part in range(len(self.parts)))
+
+    @property
+    def join_part(self) -> int:
+        """The number a join handed to its own invocation goes by: counted done like a part,
+        once, so a duplicate join message finds it taken."""
+        return len(self.parts)
 
     @property
     def progress(self) -> int:

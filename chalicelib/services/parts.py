@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.domain.fanout import FanOut, fanout_lease_seconds, part_plan
+from chalicelib.domain.fanout import SAFE_SHARE, FanOut, fanout_lease_seconds, part_plan
 from chalicelib.domain.keys import poster_key, segment_key, segments_prefix, timelapse_key
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import ConflictError, LapseError, RenderCancelled, RenderError
@@ -51,6 +51,7 @@ class _Job:
     heartbeat: Heartbeat
     work_dir: Path
     deadline: float | None
+    limit: float | None  # seconds this invocation had when the part started
 
     @property
     def token(self) -> str:
@@ -74,10 +75,13 @@ class PartsService:
             logger.info("fan-out over (cancelled, failed, done or taken over); part skipped")
             self._remove_segments(timelapse_id, token)
             return None
-        if part in fanout.done or not 0 <= part < len(fanout.parts):
+        if part in fanout.done or not 0 <= part <= fanout.join_part:
             logger.info("part already done; duplicate skipped", extra={"part": part})
             return None
+        if part == fanout.join_part and not fanout.all_done:
+            return None  # not a join this fan-out asked for
         assert record is not None
+        joining = part == fanout.join_part
         heartbeat = Heartbeat(
             records,
             timelapse_id,
@@ -86,11 +90,27 @@ class PartsService:
                 self.processing.lease_seconds, seconds_left(deadline)
             ),
             interval=self.processing.heartbeat_seconds,
-            part=(part, fanout.parts[part].frame_count),
+            part=None if joining else (part, fanout.parts[part].frame_count),
         )
         with heartbeat, work_dir_for(timelapse_id) as work_dir:
-            job = _Job(record, fanout, part, heartbeat, work_dir, deadline)
-            return self._attempt(job)
+            job = _Job(record, fanout, part, heartbeat, work_dir, deadline, seconds_left(deadline))
+            return self._join_alone(job) if joining else self._attempt(job)
+
+    def _join_alone(self, job: _Job) -> Timelapse | None:
+        """A join handed over by the part that completed the count: taken once, then made."""
+        try:
+            taken = self.processing.records.finish_part(
+                job.record.id, job.token, job.part, key="join", frames=0
+            )
+            prepared = self._prepare(job.record, job.fanout)
+        except ConflictError:
+            logger.info("join already taken; duplicate skipped")
+            return None
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, LapseError) else UNEXPECTED
+            return self._fail_join(job.record, job.fanout, reason)
+        assert taken.fanout is not None
+        return self._join(job, taken.fanout, prepared)
 
     def _attempt(self, job: _Job) -> Timelapse | None:
         record, part = job.record, job.part
@@ -112,6 +132,12 @@ class PartsService:
         done = counted.fanout
         logger.info("part done", extra={"part": part, "done": len(done.done) if done else None})
         if done is None or not done.all_done:
+            return counted
+        left = seconds_left(job.deadline)
+        if left is not None and job.limit is not None and left < job.limit * SAFE_SHARE:
+            # Too little of this invocation is left to join safely: a fresh one joins.
+            logger.info("join handed to a fresh invocation", extra={"seconds_left": round(left)})
+            self.queue.send_part(record.id, job.token, done.join_part)
             return counted
         return self._join(job, done, prepared)
 

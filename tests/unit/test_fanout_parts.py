@@ -263,3 +263,39 @@ def _until(condition, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+def test_a_last_part_short_of_time_hands_the_join_to_a_fresh_invocation(world: World):
+    fanned = world.fan_out()
+    assert fanned.fanout is not None
+    token, count = fanned.fanout.token, len(fanned.fanout.parts)
+    for part in range(count - 1):
+        world.run_part(part)
+    # When the last part finishes with little of its invocation left (it renders until then)
+    world.media.release.clear()
+    runner = threading.Thread(
+        target=world.parts.run_part, args=(TIMELAPSE_ID, token, count - 1, time.monotonic() + 0.5)
+    )
+    runner.start()
+    time.sleep(0.4)
+    world.media.release.set()
+    runner.join()
+    # Then it queues the join instead of making it
+    assert world.media.joined == []
+    assert world.queue.parts[-1] == (TIMELAPSE_ID, token, count)
+    assert world.record().status is Status.PROCESSING
+    # and the join message joins once; a duplicate of it does nothing
+    done = world.run_part(count, token)
+    assert done is not None
+    assert done.status is Status.COMPLETE
+    assert world.run_part(count, token) is None
+    assert len(world.media.joined) == 1
+    assert [t.status for t in world.notifier.ended] == [Status.COMPLETE]
+
+
+def test_a_join_message_before_every_part_is_done_does_nothing(world: World):
+    fanned = world.fan_out()
+    assert fanned.fanout is not None
+    assert world.run_part(len(fanned.fanout.parts)) is None
+    assert world.media.joined == []
+    assert world.record().status is Status.PROCESSING
