@@ -160,26 +160,29 @@ def planned_strategy(source: Path, fields: dict[str, Any]) -> str:
 
 
 def bench_stack(sources: dict[str, Path], repeat: int, work: Path) -> list[Row]:
-    rows: list[Row] = []
+    """Every case on every source, `repeat` rounds (interleaved, so a change of load hits every
+    case alike); each row holds the median."""
+    times: dict[tuple[str, str], list[float]] = {}
+    records: dict[tuple[str, str], dict[str, Any]] = {}
     with running_stack(work / "stack-options.log") as stack:
-        for name, source in sources.items():
-            for label, fields in CASES:
-                times: list[float] = []
-                record: dict[str, Any] = {}
-                for _ in range(repeat):
-                    seconds, record = run_case(stack, source, fields)
-                    times.append(seconds)
+        for _ in range(repeat):
+            for name, source in sources.items():
+                for label, fields in CASES:
+                    seconds, records[name, label] = run_case(stack, source, fields)
+                    times.setdefault((name, label), []).append(seconds)
                     print(f"  {name} {label}: {seconds:.1f} s", file=sys.stderr, flush=True)
-                rows.append(
-                    Row(
-                        source=name,
-                        case=label,
-                        seconds=statistics.median(times),
-                        strategy=planned_strategy(source, fields),
-                        output=record.get("output") or {},
-                        status=record.get("status", "?"),
-                    )
-                )
+    rows = [
+        Row(
+            source=name,
+            case=label,
+            seconds=statistics.median(times[name, label]),
+            strategy=planned_strategy(sources[name], fields),
+            output=records[name, label].get("output") or {},
+            status=records[name, label].get("status", "?"),
+        )
+        for name in sources
+        for label, fields in CASES
+    ]
     for row in rows:
         plain = next(r for r in rows if (r.source, r.case) == (row.source, "plain"))
         row.ratio = row.seconds / plain.seconds if plain.seconds else 0.0
