@@ -11,7 +11,7 @@ from bench.range_server import serve_directory
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.plan import RenderPlan, plan_timelapse
-from chalicelib.errors import RenderCancelled
+from chalicelib.errors import RenderCancelled, RenderError
 from chalicelib.media.idle_scan import find_idle, render_skipping_idle
 from chalicelib.media.render import render_timelapse
 from chalicelib.media.source import describe_source
@@ -141,4 +141,21 @@ def test_skip_idle_in_one_pass_stops_when_asked_and_leaves_no_ffmpeg(
                 work_dir=tmp_path / "work", on_progress=asked.append,
                 should_stop=lambda: bool(asked), index=index,
             )  # fmt: skip
+    assert ffmpeg_children() == []
+
+
+def test_skip_idle_in_one_pass_names_the_decoder_when_the_source_is_unreadable(
+    screen_recording: Path, tmp_path: Path
+) -> None:
+    # Given a plan of the recording, and then the file cut to its first half (index lost)
+    plan = _skip_idle_plan(str(screen_recording), "decode_all", None)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(screen_recording.read_bytes()[: screen_recording.stat().st_size // 2])
+    # When it is rendered, Then the failure is the decoder's, with ffmpeg's reason, and no ffmpeg
+    # is left behind
+    with pytest.raises(RenderError, match="could not decode"):
+        render_skipping_idle(
+            str(truncated), tmp_path / "out.mp4", plan, ffmpeg=FFMPEG,
+            work_dir=tmp_path / "work", on_progress=lambda _p: None, should_stop=lambda: False,
+        )  # fmt: skip
     assert ffmpeg_children() == []
