@@ -99,6 +99,7 @@ def _grey_frames(
     work_dir: Path,
     watch: _Watch,
     feed: Iterator[bytes] | None,
+    on_progress: Callable[[int], None] = lambda _p: None,
 ) -> list[bytes]:
     """The plan's sampled frames at `ANALYSIS_SIZE`, grey; nothing encoded."""
     frames_path = work_dir / "idle-scan.gray"
@@ -108,7 +109,7 @@ def _grey_frames(
         *reading, "-an", "-sn", "-dn", "-vf", ",".join([*picking, _GREY]), *_AS_THEY_COME,
         "-frames:v", str(plan.frame_count), "-f", "rawvideo", str(frames_path),
     ]  # fmt: skip
-    _run(command, work_dir / "ffmpeg-idle.log", plan.frame_count, lambda _p: None, watch, feed=feed)
+    _run(command, work_dir / "ffmpeg-idle.log", plan.frame_count, on_progress, watch, feed=feed)
     data = frames_path.read_bytes()
     frames_path.unlink()
     return [data[i : i + _GREY_BYTES] for i in range(0, len(data) - _GREY_BYTES + 1, _GREY_BYTES)]
@@ -145,16 +146,22 @@ def render_skipping_idle(
         )  # fmt: skip
     feed, stats = _keyframe_feed(source, plan, watch, index)
     spool = _Spool(work_dir / "keyframes.annexb")
+    # Progress: the scan is the first half, the render of the kept frames the second.
     greys = _grey_frames(
-        source, plan, ffmpeg=ffmpeg, work_dir=work_dir, watch=watch, feed=spool.keeping(feed)
-    )
+        source, plan, ffmpeg=ffmpeg, work_dir=work_dir, watch=watch, feed=spool.keeping(feed),
+        on_progress=lambda percent: on_progress(percent // 2),
+    )  # fmt: skip
     follower = IdleFollower(beat_frames(plan))
     kept = [number for number, grey in enumerate(greys) if follower.keep(grey)]
     rendered = _as_rendered(plan, follower, len(kept))
     command = build_render_command(source, output_path, rendered, ffmpeg=ffmpeg)
     log = work_dir / "ffmpeg-render.log"
+    rendering = spool.replay(kept)
     try:
-        frames = _run(command, log, len(kept), on_progress, watch, feed=spool.replay(kept))
+        frames = _run(
+            command, log, len(kept), lambda percent: on_progress(50 + percent // 2), watch,
+            feed=rendering,
+        )  # fmt: skip
     finally:
         spool.remove()
     return _measured(output_path, frames, stats, ffmpeg, on_progress), rendered
