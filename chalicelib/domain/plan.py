@@ -38,6 +38,7 @@ Strategy = Literal["ranges", "keyframes", "decode_all"]
 # absorbs rounding of timestamps to the stream time base.
 _WINDOW_SLACK_SECONDS = 0.001
 _SUPPORTED_ROTATIONS = (0, 90, 180, 270)
+_PART_READ_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,22 @@ class RenderPlan:
     @property
     def is_part(self) -> bool:
         return self.first_frame > 0 or self.seek_seconds > 0
+
+    @property
+    def read_seconds(self) -> float | None:
+        """How much of the source a part reads from its seek point: up to the end of its last
+        window and a little more. ffmpeg does not stop reading when the output has its frames
+        while an ``fps`` filter ends the chain (measured: a 19-frame part of a 20-minute source
+        decoded on to the end of the file), so a part bounds its input. ffmpeg counts the
+        duration from where the demuxer landed, up to a keyframe spacing before the seek point
+        when the keyframes' times were not known (the part then seeks two spacings before its
+        first window): that lead is added."""
+        if not self.is_part:
+            return None
+        iv = self.sample_interval_seconds
+        end = (self.first_frame + self.frame_count + 1) * iv
+        lead = max(0.0, self.first_frame * iv - self.seek_seconds)
+        return end - self.seek_seconds + lead + _PART_READ_MARGIN_SECONDS
 
     @property
     def idle_seconds_skipped(self) -> float:

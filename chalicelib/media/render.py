@@ -218,6 +218,8 @@ def _reading(source: str, plan: RenderPlan) -> tuple[list[str], list[str]]:
     # A part of a fanned-out render starts at its keyframe; frames before the seek point (the
     # demuxer may land earlier) are passed on, and the select expression keeps only the part's.
     seek = ["-noaccurate_seek", "-ss", f"{plan.seek_seconds:.6f}"] if plan.seek_seconds else []
+    if plan.read_seconds is not None:
+        seek += ["-t", f"{plan.read_seconds:.6f}"]
     reading = [
         *(keyframes_only if plan.strategy == "keyframes" else []),
         *seek,

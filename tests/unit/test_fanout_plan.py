@@ -232,3 +232,26 @@ def test_a_part_message_is_read_and_a_malformed_one_dropped():
     assert not list(
         work_in_message(f'{{"type":"lapse.part","timelapseId":"{tid}","token":"t","part":"2"}}')
     )
+
+
+def test_a_part_reads_its_source_only_up_to_its_last_window():
+    # ffmpeg reads on to the end of the file once an fps filter ends the chain, unless told where
+    # to stop: a part of a 20-minute source would decode the whole rest of it
+    from pathlib import Path  # noqa: PLC0415
+
+    from chalicelib.media.render import build_render_command  # noqa: PLC0415
+
+    info = recording(duration_seconds=1200.0)
+    plan = plan_timelapse(info, 60, LIMITS)
+    part = part_plan(plan, PartRange(63, 82, 41.666667))
+    assert part.read_seconds is not None
+    end = 82 * plan.sample_interval_seconds
+    assert end - part.seek_seconds < part.read_seconds <= end - part.seek_seconds + 3
+    # without the keyframes' times the demuxer may land a spacing early: that much more is read
+    early = part_plan(plan, PartRange(63, 82, 41.666667 - 8.0))
+    assert early.read_seconds is not None
+    assert early.read_seconds >= end - early.seek_seconds + 8.0
+    command = build_render_command("in.mp4", Path("out.mp4"), part, ffmpeg="ffmpeg")
+    assert command[command.index("-t") + 1] == f"{part.read_seconds:.6f}"
+    assert command.index("-t") < command.index("-i")
+    assert plan.read_seconds is None
