@@ -178,15 +178,27 @@ def split_render(
     room = budget_seconds - PART_OVERHEAD_SECONDS - lead_in
     room = max(room, per_window)  # a window per part at least: nothing smaller would fit
     per_part = max(1, math.floor(room / per_window))
-    count = min(MAX_PARTS, plan.frame_count, math.ceil(plan.frame_count / per_part))
+    most = min(MAX_PARTS, plan.frame_count)
+    count = min(most, math.ceil(plan.frame_count / per_part))
     if count < 2:
         return ()
-    targets = [round(i * plan.frame_count / count) for i in range(1, count)]
-    if keyframes:
-        starts = _keyframe_starts(targets, plan, keyframes)
-    else:
-        starts = [(first, _unaligned_seek(first, plan, source)) for first in targets]
-    return _ranges(starts, plan.frame_count)
+    while True:
+        targets = [round(i * plan.frame_count / count) for i in range(1, count)]
+        if keyframes:
+            starts = _keyframe_starts(targets, plan, keyframes)
+        else:
+            starts = [(first, _unaligned_seek(first, plan, source)) for first in targets]
+        parts = _ranges(starts, plan.frame_count)
+        # Moving the boundaries to keyframes can grow a part past its share: one more part
+        # until every part fits (or no more parts would help).
+        fits = all(
+            estimate_seconds(plan, source, part.frame_count) + (lead_in if part.first_frame else 0)
+            <= budget_seconds
+            for part in parts
+        )
+        if fits or count >= most:
+            return parts
+        count += 1
 
 
 def _keyframe_starts(

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.domain.fanout import (
+    MAX_PARTS,
     PART_OVERHEAD_SECONDS,
     FanOut,
     PartRange,
@@ -110,6 +111,23 @@ def test_aligned_parts_start_at_a_keyframe_before_their_first_window(
 
 @given(info=recordings, target=targets, budget=budgets)
 @settings(deadline=None)
+def test_parts_moved_to_keyframes_still_fit_their_budget(
+    info: SourceInfo, target: float, budget: float
+):
+    plan = plan_timelapse(info, target, LIMITS)
+    one_window = estimate_seconds(plan, info, 1) - PART_OVERHEAD_SECONDS
+    # A part starts at a keyframe, so it cannot be smaller than the windows between two
+    spacing = info.keyframe_interval_seconds or 0.0
+    per_gop = math.ceil(spacing / plan.sample_interval_seconds)
+    assume(budget > PART_OVERHEAD_SECONDS + (3 + 2 * per_gop) * one_window)
+    parts = split_render(plan, info, budget_seconds=budget, keyframes=keyframe_times(info))
+    assume(0 < len(parts) < MAX_PARTS)
+    for part in parts:
+        assert estimate_seconds(plan, info, part.frame_count) <= budget
+
+
+@given(info=recordings, target=targets, budget=budgets)
+@settings(deadline=None)
 def test_each_part_fits_its_budget(info: SourceInfo, target: float, budget: float):
     plan = plan_timelapse(info, target, LIMITS)
     one_window = estimate_seconds(plan, info, 1) - PART_OVERHEAD_SECONDS
@@ -118,6 +136,8 @@ def test_each_part_fits_its_budget(info: SourceInfo, target: float, budget: floa
     if not parts:
         assert estimate_seconds(plan, info) <= budget
         return
+    # At the cap a render gets MAX_PARTS parts as even as they come, fitting or not
+    assume(len(parts) < MAX_PARTS)
     for part in parts:
         assert estimate_seconds(plan, info, part.frame_count) <= budget
 
