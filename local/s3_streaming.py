@@ -23,6 +23,7 @@ other request goes to moto as before.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -58,6 +59,18 @@ class KeySlice:
     def __len__(self) -> int:
         return self.stop - self.start
 
+    def _own_descriptor(self) -> int | None:
+        """A descriptor of its own on the buffer's file once it is on disk (a large object), or
+        None while it is in memory. Reads by position through it need neither the lock nor the
+        shared file position, so concurrent ranges wait for the disk side by side, not one after
+        another (16 keyframe reads of a 6.8 GB object no longer in the page cache: ~50 ms each in
+        turn). Duplicated, it stays open if the key is deleted or replaced meanwhile."""
+        with self._lock:
+            if not getattr(self._buffer, "_rolled", False):
+                return None
+            getattr(self._buffer, "flush")()  # noqa: B009 - bytes still in its write buffer
+            return os.dup(getattr(self._buffer, "fileno")())  # noqa: B009 - not in Buffer
+
     def __bool__(self) -> bool:
         return self.stop > self.start
 
@@ -69,16 +82,23 @@ class KeySlice:
 
     def __iter__(self) -> Iterator[bytes]:
         position = self.start
+        own = self._own_descriptor()
         try:
             while position < self.stop:
-                with self._lock:  # the buffer's file position is shared with other readers
-                    self._buffer.seek(position)
-                    chunk = self._buffer.read(min(CHUNK_BYTES, self.stop - position))
+                size = min(CHUNK_BYTES, self.stop - position)
+                if own is not None:
+                    chunk = os.pread(own, size, position)
+                else:
+                    with self._lock:  # the buffer's file position is shared with other readers
+                        self._buffer.seek(position)
+                        chunk = self._buffer.read(size)
                 if not chunk:
                     raise OSError(f"object shorter than its size: ended at byte {position}")
                 position += len(chunk)
                 yield chunk
         finally:  # also when the reader hangs up: the generator is closed mid-body
+            if own is not None:
+                os.close(own)
             log.info(
                 "GET %s bytes=%d-%d sent=%d",
                 self.name,
