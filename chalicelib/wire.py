@@ -105,6 +105,15 @@ class OutputInfo(_Stored):
     )
 
 
+def _declared(stored: dict[str, Any] | None, model: type[_Stored]) -> dict[str, Any] | None:
+    """The fields of a stored shape the contract declares; what the worker keeps for itself
+    (a fanned-out render's part count, say) stays off the wire."""
+    if stored is None:
+        return None
+    names = {field.alias or name for name, field in model.model_fields.items()}
+    return {key: value for key, value in stored.items() if key in names}
+
+
 class ErrorDetail(_Wire):
     code: str = Field(description="Stable, machine-readable (the codes: see the responses).")
     message: str = Field(description="Why, in words a person understands.")
@@ -223,8 +232,8 @@ class Timelapse(_Wire):
             options=TimelapseOptions.of(record.options),
             process=record.process,
             callback_url=record.callback_url,
-            source=record.source,
-            output=record.output,
+            source=_declared(record.source, SourceInfo),
+            output=_declared(record.output, OutputInfo),
             error=ErrorInfo.of(record.error) if record.error else None,
             attempts=record.attempts,
             created_at=iso(record.created_at) or "",

@@ -740,3 +740,21 @@ def test_a_refusal_names_the_first_faulty_field_in_lapses_words() -> None:
     body = {"projectId": "p", "contentType": "video/mp4", "speed": 1}
     with pytest.raises(errors.ValidationError, match="sizeBytes is required"):
         inputs.create_command(body, Limits(), CallbackPolicy())
+
+
+def test_only_the_declared_source_and_output_fields_reach_the_wire() -> None:
+    # Given a record whose stored shapes carry what the worker keeps for itself
+    record = complete_timelapse()
+    record = replace(
+        record,
+        source={**(record.source or {}), "keyframeOffsets": [0, 2]},
+        output={**(record.output or {}), "parts": 4},
+    )
+    # When it is answered, then source and output hold the contract's fields only
+    body = wire.Timelapse.of(record).body()
+    schemas = DOC["components"]["schemas"]
+    assert "parts" not in body["output"]
+    assert "keyframeOffsets" not in body["source"]
+    assert set(body["output"]) <= set(schemas["OutputInfo"]["properties"])
+    assert set(body["source"]) <= set(schemas["SourceInfo"]["properties"])
+    assert body["output"]["speedup"] == record.output["speedup"]  # type: ignore[index]
