@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 TERMINAL = {"complete", "failed", "cancelled"}
+# Storage assembles the parts while the complete call waits: a minute for 4 GB on the local stack.
+COMPLETE_TIMEOUT_SECONDS = 900.0
 CHUNK = 1024 * 1024
 PARALLEL_PARTS = 4
 PART_TRIES = 3
@@ -67,7 +69,9 @@ class ApiClient:
         base = api_url or os.environ.get("LAPSE_API_URL") or DEFAULT_API_URL
         return cls(base.rstrip("/"), token or os.environ.get("LAPSE_TOKEN") or None)
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, *, timeout: float | None = None
+    ) -> Any:
         if not self.token:
             raise ClientError(
                 "no token: pass --token or set LAPSE_TOKEN "
@@ -81,7 +85,7 @@ class ApiClient:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as answer:  # noqa: S310
                 raw = answer.read()
         except urllib.error.HTTPError as exc:
             raise _api_error(exc) from None
@@ -301,7 +305,10 @@ class MultipartUpload:
         pool.shutdown()
         parts = [{"partNumber": n, "etag": etag} for n, etag in sorted(self.stored.items())]
         self.client.request(
-            "POST", f"/timelapses/{self.timelapse_id}/upload/complete", {"parts": parts}
+            "POST",
+            f"/timelapses/{self.timelapse_id}/upload/complete",
+            {"parts": parts},
+            timeout=COMPLETE_TIMEOUT_SECONDS,
         )
 
 

@@ -92,11 +92,23 @@ def run_submit(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _interrupted(client, timelapse_id, path, resumable=multipart)
     except (ClientError, OSError, http.client.HTTPException):
+        if _upload_arrived(client, timelapse_id):
+            # The answer was lost, not the upload (a complete that outlived the connection)
+            return _finish(client, args, timelapse_id)
         # Leave nothing half-uploaded behind: cancelling aborts a multipart upload.
         with contextlib.suppress(ClientError):
             client.cancel(timelapse_id)
         raise
     return _finish(client, args, timelapse_id)
+
+
+def _upload_arrived(client: ApiClient, timelapse_id: str) -> bool:
+    """Whether the record has its upload after all (it left `awaiting_upload`)."""
+    try:
+        record = client.get(timelapse_id)
+    except (ClientError, OSError, http.client.HTTPException):
+        return False
+    return not (record["status"] == "pending" and record["stage"] == "awaiting_upload")
 
 
 def _resume(client: ApiClient, args: argparse.Namespace, path: Path) -> int:
