@@ -39,7 +39,10 @@ HEADER_REQUEST_BYTES = 256 * 1024
 # the speed of the read: allow it longer than the opening scan.
 PACKET_SCAN_MIN_TIMEOUT_SECONDS = 300.0
 
-NOT_A_VIDEO = "This file is not a video lapse can read. Upload an MP4, MOV, MKV, WebM or AVI video."
+NOT_A_VIDEO = (
+    "This file is not a video lapse can read. "
+    "Upload an MP4, MOV, MKV, WebM, AVI or MPEG-TS (.mts, .m2ts, .ts) video."
+)
 DAMAGED = "This video cannot be read; it may be damaged or incomplete."
 NO_VIDEO = "This file has no video stream (it may be audio only)."
 CUT_SHORT = (
