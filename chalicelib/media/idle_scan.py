@@ -29,12 +29,11 @@ from typing import IO
 
 from chalicelib.domain.idle import ANALYSIS_SIZE, IdleFollower, Ranges, idle_flags, idle_ranges
 from chalicelib.domain.plan import RenderPlan
-from chalicelib.errors import LapseError, RenderError
+from chalicelib.errors import RenderError
 from chalicelib.media.ffmpeg import base_args, is_url, stderr_reason
 from chalicelib.media.finishing import finishing_filters
 from chalicelib.media.mp4index import VideoIndex
 from chalicelib.media.picture import picture_filters
-from chalicelib.media.probe import probe
 from chalicelib.media.ranges import ReadStats
 from chalicelib.media.render import (
     POLL_SECONDS,
@@ -49,6 +48,7 @@ from chalicelib.media.render import (
     _Watch,
     build_render_command,
     encoder_args,
+    measured_result,
 )
 
 # The beat of each idle stretch that stays in: a third of a second of the timelapse.
@@ -164,7 +164,7 @@ def render_skipping_idle(
         )  # fmt: skip
     finally:
         spool.remove()
-    return _measured(output_path, frames, stats, ffmpeg, on_progress), rendered
+    return _measured(output_path, frames, plan.output_fps, stats, on_progress), rendered
 
 
 def _as_rendered(plan: RenderPlan, follower: IdleFollower, kept: int) -> RenderPlan:
@@ -251,7 +251,7 @@ def _render_in_one_decode(
         _check_exit(encoder, encode_log, "render")
         _check_exit(decoder, decode_log, "decode")
     rendered = _as_rendered(plan, follower, kept)
-    return _measured(output_path, kept, None, ffmpeg, on_progress), rendered
+    return _measured(output_path, kept, plan.output_fps, None, on_progress), rendered
 
 
 def decode_command(source: str, plan: RenderPlan, *, ffmpeg: str, pictures_fd: int) -> list[str]:
@@ -372,24 +372,10 @@ def _check_exit(process: subprocess.Popen[bytes], log: IO[bytes], what: str) -> 
 def _measured(
     output_path: Path,
     frames: int,
+    planned_fps: float,
     stats: ReadStats | None,
-    ffmpeg: str,
     on_progress: Callable[[int], None],
 ) -> RenderResult:
-    if frames == 0 or not output_path.exists() or output_path.stat().st_size == 0:
-        raise RenderError("No frame of this video could be decoded.")
-    try:
-        info = probe(str(output_path), ffmpeg=ffmpeg)
-    except LapseError as exc:
-        raise RenderError(f"The rendered video is unreadable: {exc.message}") from exc
+    result = measured_result(output_path, frames, planned_fps, stats)
     on_progress(100)
-    return RenderResult(
-        width=info.display_width,
-        height=info.display_height,
-        fps=info.fps,
-        duration_seconds=info.duration_seconds,
-        frame_count=frames,
-        size_bytes=output_path.stat().st_size,
-        source_bytes_read=stats.bytes_read if stats else None,
-        source_requests=stats.requests if stats else None,
-    )
+    return result

@@ -94,14 +94,23 @@ def render_timelapse(
             "source read by ranges",
             extra={"bytes": stats.bytes_read, "requests": stats.requests},
         )
-    if not output_path.exists() or output_path.stat().st_size == 0:
-        raise RenderError("ffmpeg produced no output for this video.")
+    result = measured_result(output_path, frames, plan.output_fps, stats)
+    if poster_path is not None and not _written(poster_path):
+        make_poster(output_path, poster_path, ffmpeg=ffmpeg, at_seconds=result.duration_seconds / 2)
+    on_progress(100)
+    return result
+
+
+def measured_result(
+    output_path: Path, frames: int, planned_fps: float, stats: ReadStats | None = None
+) -> RenderResult:
+    """What an ffmpeg run that wrote `frames` frames to `output_path` produced, measured from
+    the output's own index. Nothing written, or nothing decoded: RenderError."""
     if frames == 0:
         raise RenderError("No frame of this video could be decoded.")
-    width, height, fps, duration = measure_output(output_path, plan.output_fps)
-    if poster_path is not None and not _written(poster_path):
-        make_poster(output_path, poster_path, ffmpeg=ffmpeg, at_seconds=duration / 2)
-    on_progress(100)
+    if not output_path.exists() or output_path.stat().st_size == 0:
+        raise RenderError("ffmpeg produced no output for this video.")
+    width, height, fps, duration = measure_output(output_path, planned_fps)
     return RenderResult(
         width=width,
         height=height,
