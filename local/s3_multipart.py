@@ -14,16 +14,19 @@ import base64
 import binascii
 import hashlib
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 from moto.core.compat import HAS_CRT
-from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
-from moto.s3.models import FakeKey, FakeMultipart, MultipartChecksumBuilder
+from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML, NoSuchUpload
+from moto.s3.models import FakeKey, FakeMultipart, MultipartChecksumBuilder, S3Backend
 from moto.s3.utils import compute_checksum
 from moto.settings import S3_UPLOAD_PART_MIN_SIZE, get_s3_default_key_buffer_size
 
 CHUNK_BYTES = 1024 * 1024
+_completing: dict[str, threading.Lock] = {}
+_completing_guard = threading.Lock()
 Checksum = tuple[str, str, int] | None
 
 
@@ -119,3 +122,28 @@ def install() -> None:
     complete.streams = True  # type: ignore[attr-defined]
     FakeMultipart.complete = complete  # type: ignore[method-assign]
     FakeKey.value = moto_value.setter(set_value)  # type: ignore[assignment]
+    S3Backend.complete_multipart_upload = _one_completion_at_a_time(  # type: ignore[method-assign]
+        S3Backend.complete_multipart_upload
+    )
+
+
+def _one_completion_at_a_time(moto_complete_upload: Any) -> Any:
+    """As S3 answers them: a completion retried while the first is still joining the parts (a
+    client that timed out on gigabytes) waits for it and gets the same object; an upload that is
+    unknown or was aborted is NoSuchUpload (404), not moto's KeyError (500)."""
+
+    def complete_multipart_upload(
+        self: Any, bucket_name: str, multipart_id: str, body: Iterator[tuple[int, str]]
+    ) -> Any:
+        with _completing_guard:
+            lock = _completing.setdefault(multipart_id, threading.Lock())
+        with lock:
+            bucket = self.get_bucket(bucket_name)
+            if multipart_id in bucket.multiparts:
+                return moto_complete_upload(self, bucket_name, multipart_id, body)
+            for key in bucket.keys.values():
+                if getattr(getattr(key, "multipart", None), "id", None) == multipart_id:
+                    return key  # completed by the attempt this one waited for
+            raise NoSuchUpload(multipart_id)
+
+    return complete_multipart_upload

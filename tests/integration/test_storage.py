@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from chalicelib.adapters.storage import S3Storage
 from chalicelib.domain.parts import MULTIPART_THRESHOLD
@@ -22,6 +24,7 @@ from local.config import LocalStack
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -98,6 +101,60 @@ def test_multipart_upload_through_presigned_part_urls(
     assert storage.list_multipart_uploads(prefix) == []
     body = s3.get_object(Bucket=storage.bucket, Key=key)["Body"].read()
     assert body == first + last
+
+
+def test_completions_are_answered_as_s3_answers_them(storage: S3Storage, prefix: str) -> None:
+    # Given an upload completed once
+    key = f"{prefix}retried.mp4"
+    upload_id = storage.create_multipart(key, content_type="video/mp4", metadata=METADATA)
+    etag = put_through_url(storage.presign_part(key, upload_id, 1, 60).url, b"whole")
+    storage.complete_multipart(key, upload_id, [(1, etag)])
+    # When the completion is sent again (its first answer lost), then it is done again
+    storage.complete_multipart(key, upload_id, [(1, etag)])
+    # And completing an aborted upload is "gone" (NoSuchUpload, 404), not a server error
+    aborted = storage.create_multipart(key, content_type="video/mp4", metadata=METADATA)
+    other = put_through_url(storage.presign_part(key, aborted, 1, 60).url, b"other")
+    storage.abort_multipart(key, aborted)
+    with pytest.raises(NotFoundError):
+        storage.complete_multipart(key, aborted, [(1, other)])
+    assert storage.head(key) is not None
+
+
+def test_a_completion_retried_while_the_first_joins_gets_the_same_object(
+    storage: S3Storage, local_stack: LocalStack, prefix: str
+) -> None:
+    # Given an upload of several parts, completed 4 times at the same moment by clients that do
+    # not retry (a client that timed out while storage joined gigabytes, and tried again)
+    key = f"{prefix}raced.mp4"
+    upload_id = storage.create_multipart(key, content_type="video/mp4", metadata=METADATA)
+    chunks = [os.urandom(PART) for _ in range(4)] + [b"end"]
+    parts: list[CompletedPartTypeDef] = [
+        {
+            "PartNumber": n,
+            "ETag": put_through_url(storage.presign_part(key, upload_id, n, 60).url, c),
+        }
+        for n, c in enumerate(chunks, start=1)
+    ]
+    once = boto3.client(
+        "s3",
+        endpoint_url=local_stack.endpoint,
+        region_name=local_stack.region,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+    def complete() -> str:
+        return once.complete_multipart_upload(
+            Bucket=storage.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )["ETag"]
+
+    with ThreadPoolExecutor(4) as pool:
+        etags = [done.result() for done in [pool.submit(complete) for _ in range(4)]]
+    # Then every attempt got the same object, whole
+    assert len(set(etags)) == 1
+    body = once.get_object(Bucket=storage.bucket, Key=key)["Body"].read()
+    assert body == b"".join(chunks)
 
 
 def test_abort_removes_the_upload_and_its_parts(storage: S3Storage, prefix: str) -> None:
