@@ -158,44 +158,24 @@ def main() -> None:
     watchdog_interval = float(os.environ.get("LAPSE_WATCHDOG_SECONDS", "10"))
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # One poller per queue, as on AWS one function per queue; webhooks on their own queue and
+    # thread, so a slow receiver never holds a render slot.
+    pollers: list[tuple[str, str, Handler, float]] = [
+        *(
+            (f"processing-{n}", stack.queue_url, process_uploads, timeout)
+            for n in range(concurrency)
+        ),
+        ("dead-letters", stack.dlq_url, dead_letters, 60),
+        ("webhooks", stack.webhook_queue_url, deliver_webhooks, 60),
+        ("webhook-dead-letters", stack.webhook_dlq_url, webhook_dead_letters, 60),
+    ]
     threads = [
-        threading.Thread(
-            target=poll,
-            args=(stack, stack.queue_url, process_uploads, timeout),
-            name=f"processing-{n}",
-            daemon=True,
-        )
-        for n in range(concurrency)
+        threading.Thread(target=poll, args=(stack, url, handler, seconds), name=name, daemon=True)
+        for name, url, handler, seconds in pollers
     ]
     threads.append(
         threading.Thread(
-            target=poll,
-            args=(stack, stack.dlq_url, dead_letters, 60),
-            name="dead-letters",
-            daemon=True,
-        )
-    )
-    # Webhooks on their own queue and thread, as on AWS their own function: a slow receiver
-    # never holds a render slot.
-    threads.append(
-        threading.Thread(
-            target=poll,
-            args=(stack, stack.webhook_queue_url, deliver_webhooks, 60),
-            name="webhooks",
-            daemon=True,
-        )
-    )
-    threads.append(
-        threading.Thread(
             target=run_watchdog, args=(watchdog_interval,), name="watchdog", daemon=True
-        )
-    )
-    threads.append(
-        threading.Thread(
-            target=poll,
-            args=(stack, stack.webhook_dlq_url, webhook_dead_letters, 60),
-            name="webhook-dead-letters",
-            daemon=True,
         )
     )
     for thread in threads:
