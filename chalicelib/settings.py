@@ -15,6 +15,9 @@ from chalicelib.domain.limits import Limits
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 MIN_LEASE_SECONDS = 5
+# A part's estimate includes 1.5 s of overhead (domain/fanout.py): below this a split only adds
+# invocations.
+MIN_PART_TARGET_SECONDS = 3.0
 # Public (it is in the README): refused outside the local stage.
 LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
 
@@ -94,6 +97,9 @@ class Settings:
     ffmpeg_path: str | None = None
     # vCPUs one render has: parts of a fanned-out render are sized for it (domain/fanout.py).
     render_vcpus: float = 2.0
+    # A render estimated past this many seconds (domain/fanout.py's estimate) is split into parts
+    # of about this size that run side by side, for latency; None: split only to fit the limit.
+    part_target_seconds: float | None = None
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
 
@@ -161,9 +167,21 @@ class Settings:
             max_attempts=_int(env, "LAPSE_MAX_ATTEMPTS", 3),
             ffmpeg_path=_optional(env, "LAPSE_FFMPEG"),
             render_vcpus=_float(env, "LAPSE_RENDER_VCPUS", 2.0),
+            part_target_seconds=_part_target(env),
             log_level=env.get("LAPSE_LOG_LEVEL", "INFO"),
             limits=limits,
         )
+
+
+def _part_target(env: Mapping[str, str]) -> float | None:
+    if _optional(env, "LAPSE_PART_TARGET_SECONDS") is None:
+        return None
+    target = _float(env, "LAPSE_PART_TARGET_SECONDS", 0.0)
+    if not target >= MIN_PART_TARGET_SECONDS:  # NaN too
+        raise SettingsError(
+            f"LAPSE_PART_TARGET_SECONDS must be at least {MIN_PART_TARGET_SECONDS:g}"
+        )
+    return target
 
 
 def _webhook_secret(env: Mapping[str, str], stage: str) -> str:

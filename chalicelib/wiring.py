@@ -163,6 +163,7 @@ def processing_service() -> ProcessingService:
         # A render too long for one invocation is fanned out to parts on the processing queue.
         queue=work_queue() if settings.queue_url else None,
         vcpus=settings.render_vcpus,
+        part_target_seconds=settings.part_target_seconds,
     )
 
 

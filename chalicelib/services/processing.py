@@ -204,6 +204,9 @@ class ProcessingService:
     queue: PartQueue | None = None
     # vCPUs one invocation has (Lambda's 4096 MB: ~2.3; the local worker: cores / renders at once).
     vcpus: float = REFERENCE_VCPUS
+    # Estimated seconds past which a render is split into parts of about this size that run side
+    # by side (None: split only what would not fit the invocation's time limit).
+    part_target_seconds: float | None = None
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -456,10 +459,19 @@ class ProcessingService:
         self, plan: RenderPlan, described: Described, deadline: float | None
     ) -> tuple[PartRange, ...]:
         """The parts to fan the render out to, when it would pass a safe share of the time this
-        invocation has (the function's limit); () to render it here."""
-        if self.queue is None or deadline is None:
+        invocation has (the function's limit) or the latency target; () to render it here."""
+        if self.queue is None:
             return ()
-        budget = part_budget_seconds(deadline - time.monotonic(), self.vcpus)
+        budgets = (
+            []
+            if deadline is None
+            else [part_budget_seconds(deadline - time.monotonic(), self.vcpus)]
+        )
+        if self.part_target_seconds is not None:
+            budgets.append(self.part_target_seconds)
+        if not budgets:
+            return ()
+        budget = min(budgets)
         return split_render(
             plan, described.info, budget_seconds=budget, keyframes=described.keyframes
         )

@@ -11,7 +11,9 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.domain.fanout import _lead_in_seconds, estimate_seconds
 from chalicelib.domain.limits import Limits
+from chalicelib.domain.plan import RenderPlan
 from chalicelib.domain.timelapse import ErrorInfo, Stage, Status, Timelapse
 from chalicelib.errors import ConflictError, RenderError
 from chalicelib.services.parts import PartsService
@@ -23,6 +25,10 @@ from tests.fakes import FakeMedia, FakeQueue, FakeRecords, FakeStorage, Recordin
 KEY = f"videos/{TIMELAPSE_ID}.mp4"
 # The invocation's limit as the handler passes it: 100 s left, so each part gets ~33 s of work.
 LIMIT_SECONDS = 100.0
+
+
+def _lead_in(plan: RenderPlan) -> float:
+    return _lead_in_seconds(plan, SOURCE, aligned=True)
 
 
 @dataclass
@@ -105,6 +111,22 @@ def test_a_render_that_fits_is_rendered_in_one_go(world: World):
     assert done is not None
     assert done.status is Status.COMPLETE
     assert world.queue.parts == []
+
+
+def test_a_render_past_the_latency_target_is_fanned_out_to_parts_of_about_that_size(world: World):
+    # Given an invocation with a long limit, which alone would render it in one go, and a target
+    world.processing.part_target_seconds = 10.0
+    world.records.create(a_timelapse(status=Status.PENDING, stage=Stage.QUEUED))
+    world.storage.put(KEY, b"x" * 1234)
+    world.processing.run(TIMELAPSE_ID, deadline=time.monotonic() + 900)
+    fanout = world.record().fanout
+    assert fanout is not None
+    assert world.media.renders == 0
+    plan = world.processing.prepare(world.record()).plan
+    estimates = [estimate_seconds(plan, SOURCE, part.frame_count) for part in fanout.parts]
+    assert len(estimates) >= 2
+    assert max(estimates) <= 10.0 + _lead_in(plan)
+    assert sum(part.frame_count for part in fanout.parts) == plan.frame_count
 
 
 def test_the_parts_render_their_own_windows_and_the_last_one_joins_them_in_order(world: World):

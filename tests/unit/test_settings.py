@@ -76,6 +76,8 @@ def test_every_variable_is_read() -> None:
         "LAPSE_MAX_SOURCE_SECONDS": "3600.5",
         "LAPSE_DEFAULT_TARGET_SECONDS": "15",
         "LAPSE_MAX_TARGET_SECONDS": "120",
+        "LAPSE_RENDER_VCPUS": "6",
+        "LAPSE_PART_TARGET_SECONDS": "8",
     }
     settings = Settings.from_env(env)
     assert settings.region == "eu-west-1"  # AWS_REGION wins over AWS_DEFAULT_REGION
@@ -94,6 +96,7 @@ def test_every_variable_is_read() -> None:
     assert settings.max_attempts == 5
     assert settings.ffmpeg_path == "/opt/bin/ffmpeg"
     assert settings.log_level == "DEBUG"
+    assert (settings.render_vcpus, settings.part_target_seconds) == (6.0, 8.0)
     limits = settings.limits
     assert (limits.max_upload_bytes, limits.multipart_threshold_bytes) == (1000, 500)
     assert (limits.upload_url_seconds, limits.download_url_seconds) == (60, 30)
@@ -141,6 +144,9 @@ def test_booleans(raw: str, value: bool) -> None:
         ({"LAPSE_MAX_SOURCE_SECONDS": "1h"}, "LAPSE_MAX_SOURCE_SECONDS must be a number"),
         ({"LAPSE_STORAGE_EVENTS": "maybe"}, "LAPSE_STORAGE_EVENTS must be true or false"),
         ({"LAPSE_AUTH_MODE": "none"}, "LAPSE_AUTH_MODE must be hs256 or oidc"),
+        ({"LAPSE_PART_TARGET_SECONDS": "1"}, "LAPSE_PART_TARGET_SECONDS must be at least 3"),
+        ({"LAPSE_PART_TARGET_SECONDS": "nan"}, "LAPSE_PART_TARGET_SECONDS must be at least 3"),
+        ({"LAPSE_PART_TARGET_SECONDS": "8s"}, "LAPSE_PART_TARGET_SECONDS must be a number"),
         ({"LAPSE_AUTH_MODE": "oidc"}, "needs LAPSE_OIDC_ISSUER"),
         # Deployed stages default to OIDC, so they need an issuer
         ({"LAPSE_STAGE": "prod"}, "needs LAPSE_OIDC_ISSUER"),
