@@ -172,15 +172,23 @@ def parts_service() -> PartsService:
     return PartsService(processing=processing_service(), queue=work_queue())
 
 
+def recovers_unannounced_uploads(settings: Settings) -> bool:
+    """Whether the watchdog looks in storage for originals no message announced. Locally a worker
+    killed in the middle of a receive can swallow a storage event; where storage sends no events
+    (R2) the front end's `POST /process` announces it, and a tab closed before that call would
+    leave the record waiting until its upload window ends. On S3, S3 → SQS delivers at least
+    once: no look is needed."""
+    return settings.is_local or not settings.storage_events
+
+
 @cache
 def watchdog_service() -> WatchdogService:
     settings = get_settings()
     return WatchdogService(
-        # Storage, to abort the uploads of records whose upload window ended. Locally a worker
-        # killed in the middle of a receive can also swallow a storage event, so the sweep looks
-        # for uploads that arrived unannounced; deployed, S3 → SQS delivers at least once.
+        # Storage, to abort the uploads of records whose upload window ended and to find uploads
+        # that arrived unannounced.
         storage=storage(),
-        recover_uploads=settings.is_local,
+        recover_uploads=recovers_unannounced_uploads(settings),
         records=records(),
         queue=work_queue(),
         notifier=notifier(),

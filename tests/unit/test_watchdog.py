@@ -7,11 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib import wiring
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.timelapse import Stage, Status, Timelapse, UploadInfo, UploadMethod
 from chalicelib.services.watchdog import WatchdogService
+from chalicelib.settings import Settings
 from tests.factories import CREATED, TIMELAPSE_ID, a_timelapse
 from tests.fakes import FakeQueue, FakeRecords, FakeStorage, RecordingNotifier
+
+DEPLOYED = {
+    "LAPSE_STAGE": "prod",
+    "LAPSE_OIDC_ISSUER": "https://issuer.example.com",
+    "LAPSE_WEBHOOK_SECRET": "from-secrets-manager",
+}
 
 NOW = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
 KEY = f"videos/{TIMELAPSE_ID}.mp4"
@@ -182,6 +190,20 @@ def test_a_dead_letter_leaves_a_live_or_finished_record_alone(
     assert watch.notifier.ended == []
 
 
+@pytest.mark.parametrize(
+    ("env", "recovers"),
+    [
+        ({}, True),  # the local stack: a killed worker can swallow a storage event
+        (DEPLOYED, False),  # S3 → SQS delivers at least once
+        ({**DEPLOYED, "LAPSE_STORAGE_EVENTS": "false"}, True),  # R2: a tab closed before /process
+    ],
+)
+def test_the_watchdog_looks_for_unannounced_uploads_where_an_announcement_can_be_lost(
+    env: dict[str, str], recovers: bool
+) -> None:
+    assert wiring.recovers_unannounced_uploads(Settings.from_env(env)) is recovers
+
+
 # --- the upload window ---------------------------------------------------------------------------
 
 WINDOW = 24 * 3600.0
@@ -189,7 +211,7 @@ WINDOW = 24 * 3600.0
 
 def windowed() -> Watch:
     watch = Watch(with_storage=True)
-    watch.service.recover_uploads = False  # as deployed
+    watch.service.recover_uploads = False  # as deployed on S3
     watch.service.limits = Limits(upload_window_seconds=int(WINDOW))
     return watch
 
