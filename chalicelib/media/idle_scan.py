@@ -49,6 +49,7 @@ from chalicelib.media.render import (
     build_render_command,
     encoder_args,
     measured_result,
+    tagged_for_output,
 )
 
 # The beat of each idle stretch that stays in: a third of a second of the timelapse.
@@ -260,7 +261,8 @@ def decode_command(source: str, plan: RenderPlan, *, ffmpeg: str, pictures_fd: i
     reading, picking = _reading(source, plan)
     assert reading[-2] == "-map", reading
     stream, reading = reading[-1], reading[:-2]
-    finished = [*picture_filters(plan), "setsar=1", *finishing_filters(plan), "format=yuv420p"]
+    # Raw pictures lose their tags on the way: the encoder states them (`tagged_for_output`).
+    finished = [*picture_filters(plan), *finishing_filters(plan), "format=yuv420p"]
     graph = (
         f"[{stream}]{','.join([*picking, 'split=2'])}[full][small];"
         f"[small]{_GREY}[grey];[full]{','.join(finished)}[picture]"
@@ -279,7 +281,7 @@ def encode_command(output_path: Path, plan: RenderPlan, *, ffmpeg: str) -> list[
         "-f", "rawvideo", "-pix_fmt", "yuv420p",
         "-video_size", f"{plan.output_width}x{plan.output_height}",
         "-framerate", str(plan.output_fps), "-i", "pipe:0",
-        *encoder_args(plan, output_path, []),
+        *encoder_args(plan, output_path, tagged_for_output([])),
     ]  # fmt: skip
 
 

@@ -24,7 +24,12 @@ from chalicelib.media.ffmpeg import base_args, input_args, is_url, stderr_reason
 from chalicelib.media.finishing import finishing_filters
 from chalicelib.media.keyframe_fetch import annexb_keyframes
 from chalicelib.media.mp4index import IndexUnsupported, VideoIndex, read_index
-from chalicelib.media.picture import OUTPUT_COLOR_ARGS, orientation_filters, picture_filters
+from chalicelib.media.picture import (
+    OUTPUT_COLOR_ARGS,
+    TAG_BT709,
+    orientation_filters,
+    picture_filters,
+)
 from chalicelib.media.ranges import FileRangeSource, ReadStats, open_range_source
 
 logger = logging.getLogger(__name__)
@@ -169,17 +174,18 @@ def build_render_command(
     split: all to the encoder, the middle one to a JPEG.
     """
     reading, picking = _reading(source, plan)
-    filters = [
-        *picking,
-        *picture_filters(plan),
-        "setsar=1",
-        *finishing_filters(plan),
-        f"setpts=N/{plan.output_fps}/TB",
-        # Each frame lasts one output frame: setpts keeps the source frame's duration, and from a
-        # VFR source (15 fps stretches) the rate conversion at the encoder doubled such a frame
-        # and lost the last one kept, so the output was not the frames the graph picked.
-        f"fps={plan.output_fps}",
-    ]
+    filters = tagged_for_output(
+        [
+            *picking,
+            *picture_filters(plan),
+            *finishing_filters(plan),
+            f"setpts=N/{plan.output_fps}/TB",
+            # Each frame lasts one output frame: setpts keeps the source frame's duration, and
+            # from a VFR source (15 fps stretches) the rate conversion at the encoder doubled such
+            # a frame and lost the last one kept, so the output was not the frames the graph picked.
+            f"fps={plan.output_fps}",
+        ]
+    )
     opening = [
         *base_args(ffmpeg),
         "-loglevel",
@@ -239,6 +245,14 @@ def _reading(source: str, plan: RenderPlan) -> tuple[list[str], list[str]]:
         f"0:{plan.stream_index}",
     ]
     return reading, [f"select='{plan.select_expression}'"]
+
+
+def tagged_for_output(filters: list[str]) -> list[str]:
+    """`filters`, then what every output says of its pictures: square pixels, BT.709 limited
+    range. The encoder tags the stream from the frames it is given (the -color_* options alone
+    leave primaries and transfer unknown), so this ends every chain that reaches it; raw frames
+    through a pipe (`idle_scan`) carry no tags and get them here again."""
+    return [*filters, "setsar=1", TAG_BT709]
 
 
 def encoder_args(plan: RenderPlan, output_path: Path, filters: list[str]) -> list[str]:

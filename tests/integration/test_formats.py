@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import math
+import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from chalicelib.domain.limits import Limits
+from chalicelib.domain.options import RenderOptions
 from chalicelib.domain.plan import SourceInfo, output_size, plan_timelapse
 from chalicelib.errors import InvalidMediaError
 from chalicelib.media.ffmpeg import ALLOWED_DEMUXERS
+from chalicelib.media.idle_scan import render_skipping_idle
 from chalicelib.media.probe import probe
 from chalicelib.media.render import (
     RenderResult,
@@ -19,6 +24,7 @@ from chalicelib.media.render import (
     make_poster,
     render_timelapse,
 )
+from chalicelib.media.source import describe_source
 from tests.corpus import KINDS, Kind, h264, reference_frame, run
 from tests.support import FFMPEG, describe, mean_level, psnr, rgb_pixels
 
@@ -145,6 +151,49 @@ def test_every_kind_renders_upright_in_bt709_with_its_poster(
     make_poster(out, poster, ffmpeg=FFMPEG, at_seconds=TARGET_SECONDS / 2)
     middle = rgb_pixels(out, size=size, at_seconds=TARGET_SECONDS / 2)
     assert psnr(rgb_pixels(poster, size=size, matrix="bt601", full_range=True), middle) >= 30
+
+
+# What the stream says of its pictures, as `ffmpeg -i` prints it: pixel format, range, colour
+# matrix/primaries/transfer (one name when all three agree), scan, size, aspect ratios.
+_PICTURE_TAGS = re.compile(r"Video: h264 [^,]*, (yuv420p\([^)]*\), \d+x\d+(?: \[SAR [^]]*\])?)")
+
+
+def picture_tags(path: Path) -> str:
+    found = _PICTURE_TAGS.search(describe(str(path)))
+    assert found, describe(str(path))
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("name", "strategy"),
+    [
+        ("mp4", "decode_all"),
+        ("mp4", "keyframes"),
+        ("pq", "decode_all"),
+        ("hlg-portrait", "keyframes"),
+    ],
+)
+def test_skip_idle_with_a_speed_is_tagged_as_every_render(
+    corpus: Path, name: str, strategy: str, tmp_path: Path
+) -> None:
+    # Given a clip rendered as usual (a length), tagged SDR BT.709 with square pixels
+    kind, path = source_of(name, corpus)
+    render(path, tmp_path / "plain.mp4")
+    width, height = output_size(*kind.display, LIMITS.output_max_side)
+    common = math.gcd(width, height)
+    assert picture_tags(tmp_path / "plain.mp4") == (
+        f"yuv420p(tv, bt709, progressive), {width}x{height}"
+        f" [SAR 1:1 DAR {width // common}:{height // common}]"
+    )
+    # When it is rendered skipping idle stretches at a speed (its own decode and encode)
+    found = describe_source(str(path), ffmpeg=FFMPEG)
+    plan = plan_timelapse(found.info, None, LIMITS, speed=2, options=RenderOptions(skip_idle=True))
+    render_skipping_idle(
+        str(path), tmp_path / "skipping.mp4", replace(plan, strategy=strategy), ffmpeg=FFMPEG,
+        work_dir=tmp_path / "work", on_progress=lambda _: None, should_stop=lambda: False,
+    )  # fmt: skip
+    # Then its output says the same of its pictures
+    assert picture_tags(tmp_path / "skipping.mp4") == picture_tags(tmp_path / "plain.mp4")
 
 
 @pytest.mark.parametrize("name", ["hlg-portrait", "pq"])
