@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.options import RenderOptions
-from chalicelib.domain.plan import SourceInfo, output_size, plan_timelapse
+from chalicelib.domain.plan import SourceInfo, Strategy, output_size, plan_timelapse
 from chalicelib.errors import InvalidMediaError
 from chalicelib.media.ffmpeg import ALLOWED_DEMUXERS
 from chalicelib.media.idle_scan import render_skipping_idle
@@ -174,7 +174,7 @@ def picture_tags(path: Path) -> str:
     ],
 )
 def test_skip_idle_with_a_speed_is_tagged_as_every_render(
-    corpus: Path, name: str, strategy: str, tmp_path: Path
+    corpus: Path, name: str, strategy: Strategy, tmp_path: Path
 ) -> None:
     # Given a clip rendered as usual (a length), tagged SDR BT.709 with square pixels
     kind, path = source_of(name, corpus)
