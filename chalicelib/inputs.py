@@ -235,13 +235,18 @@ ProjectId = Annotated[
     Says(string_pattern_mismatch=_blank_or_project, null="{name} is required"),
 ]
 _EXTENSIONS = ", ".join(f"`.{ext}`" for ext in sorted(VIDEO_FILE_EXTENSIONS))
+_OS_TABLE_TYPES = "; ".join(
+    f"`{kind}` when `filename` ends in " + " or ".join(f"`.{ext}`" for ext in sorted(extensions))
+    for kind, extensions in sorted(rules.OS_TABLE_TYPES.items())
+)
 ContentType = Annotated[
     str,
     Field(
         description="Advisory: the server decides what the file is from its bytes after upload. "
         "Any `video/*` type (case-insensitive; parameters after ';' are ignored), including "
         '`video/mp2t`; `application/octet-stream` or `""` when `filename` ends in a video '
-        f"extension ({_EXTENSIONS}). Clearly non-video types (`text/*`, `image/*`, `audio/*`, "
+        f"extension ({_EXTENSIONS}); an operating system's name for a video extension: "
+        f"{_OS_TABLE_TYPES}. Clearly non-video types (`text/*`, `image/*`, `audio/*`, "
         "`application/json`, …) answer 415.",
         max_length=rules.MAX_CONTENT_TYPE,
         examples=["video/mp4", "video/quicktime", "video/webm", "video/mp2t", ""],

@@ -12,7 +12,7 @@ const API = (query.get('api') ?? config.api ?? 'http://127.0.0.1:8000').replace(
 const PROCESS_AFTER_UPLOAD = config.storageEvents === false // R2: no bucket events
 const PARALLEL_PARTS = 4
 const POLL_MS = 1000
-const TYPES = { mp4: 'video/mp4', mov: 'video/quicktime', webm: 'video/webm', mkv: 'video/x-matroska', m4v: 'video/x-m4v', avi: 'video/x-msvideo', '3gp': 'video/3gpp' }
+const TYPES = { mp4: 'video/mp4', mov: 'video/quicktime', webm: 'video/webm', mkv: 'video/x-matroska', m4v: 'video/x-m4v', avi: 'video/x-msvideo', '3gp': 'video/3gpp', mts: 'video/mp2t', m2ts: 'video/mp2t', ts: 'video/mp2t' }
 const TERMINAL = new Set(['complete', 'failed', 'cancelled'])
 
 let token = query.get('token') ?? localStorage.getItem('lapse.token')
@@ -150,6 +150,13 @@ function timelapseOptions () {
   }
 }
 
+// The browser's type when it says video; else the name's (a browser reading the system's table
+// may call .ts Qt Linguist text, .3gp audio, .mts a 3D model). lapse decides from the bytes.
+function declaredType (file) {
+  if (file.type.startsWith('video/')) return file.type
+  return TYPES[file.name.split('.').pop().toLowerCase()] || 'application/octet-stream'
+}
+
 async function start (file) {
   stop()
   job = { id: null, file, xhrs: new Set(), stopped: false }
@@ -163,7 +170,7 @@ async function start (file) {
       const created = await call('POST', '/timelapses', {
         projectId: $('project').value,
         ...timelapseOptions(),
-        contentType: file.type || TYPES[file.name.split('.').pop().toLowerCase()] || 'application/octet-stream',
+        contentType: declaredType(file),
         sizeBytes: file.size,
         filename: file.name,
       })

@@ -21,6 +21,12 @@ MAX_CONTENT_TYPE = 100
 OCTET_STREAM = "application/octet-stream"
 # Types that say nothing about the bytes; the filename's extension tells whether it is a video.
 UNLABELLED_TYPES = frozenset({"", OCTET_STREAM, "binary/octet-stream"})
+# Types that operating systems' tables give a video extension without saying video, and so what a
+# browser reading them may send: a video for a file of that extension only. Debian's
+# /etc/mime.types and Python's `mimetypes` name .mts `model/vnd.mts`. (The tables' other names for
+# lapse's extensions are video/*, or text/* and audio/*, which API.md refuses: .ts as
+# text/vnd.trolltech.linguist, .3gp as audio/3gpp.)
+OS_TABLE_TYPES: dict[str, frozenset[str]] = {"model/vnd.mts": frozenset({"mts"})}
 _VIDEO_TYPE = re.compile(r"video/[a-z0-9][a-z0-9!#$&^_.+-]*")
 # A year of recording: far above any source lapse renders, far below what DynamoDB can store.
 MAX_DURATION_MINUTES = 366 * 24 * 60
@@ -71,12 +77,21 @@ def content_type(value: str, filename: str | None = None) -> str:
     """The declared type, normalised; advisory: the bytes decide once uploaded.
 
     Any `video/*` passes. A type that says nothing (`application/octet-stream`, `""`, what
-    browsers send for .mts files) passes with a video filename extension and is stored as
-    `application/octet-stream`. Everything else is clearly not a video: 415.
+    browsers send for .mts files) passes with a video filename extension, and an operating
+    system's name for a video extension (`OS_TABLE_TYPES`) with that extension; both are stored
+    as `application/octet-stream`. Everything else is clearly not a video: 415.
     """
     normalized = value.split(";", maxsplit=1)[0].strip().lower()
     if _VIDEO_TYPE.fullmatch(normalized):
         return normalized
+    if normalized in OS_TABLE_TYPES:
+        extensions = OS_TABLE_TYPES[normalized]
+        if filename_extension(filename) not in extensions:
+            named = " or ".join(f".{ext}" for ext in sorted(extensions))
+            raise UnsupportedMediaError(
+                f"contentType {value!r} is a video type only for a filename ending in {named}"
+            )
+        return OCTET_STREAM
     if normalized not in UNLABELLED_TYPES:
         raise UnsupportedMediaError(f"contentType {value!r} is not a video type")
     if filename_extension(filename) is None:

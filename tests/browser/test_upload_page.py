@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
+from tests.corpus import KINDS
 from tests.e2e.conftest import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -99,3 +100,28 @@ def test_the_option_controls_reach_the_timelapse(
         "fps": 24, "resolution": "720p", "skipIdle": False, "timestamp": True, "deflicker": True,
     }  # fmt: skip
     assert record["output"]["fps"] == 24
+
+
+@pytest.mark.parametrize(
+    ("filename", "label"),
+    [
+        # what Chromium or Firefox reading Debian's /etc/mime.types (or shared-mime-info) says
+        ("00001.MTS", "model/vnd.mts"),
+        ("00002.ts", "text/vnd.trolltech.linguist"),
+    ],
+)
+def test_a_camcorder_file_the_system_mislabels_is_taken(
+    page: Page, web_url: str, stack: RunningStack, tmp_path: Path, filename: str, label: str
+) -> None:
+    # Given an AVCHD clip whose type, as the browser gives it, does not say video
+    data = KINDS["mts"].build(tmp_path).read_bytes()
+    user = f"page-{filename.lower().replace('.', '-')}"
+    _sign_in(page, web_url, user)
+    page.fill("#target", "2")
+    # When it is picked
+    picked = FilePayload(name=filename, mimeType=label, buffer=data)
+    page.set_input_files("#file", files=[picked])
+    # Then it is created, uploaded and rendered
+    expect(page.locator("#status")).to_have_attribute("data-status", "complete", timeout=90_000)
+    listed = stack.api(user).request("GET", "/projects/p-web/timelapses").json()
+    assert listed["items"][0]["filename"] == filename

@@ -132,6 +132,40 @@ def test_create_answers_201_with_the_record_and_its_upload(wired: Wired) -> None
     assert wired.records.get(created["timelapse"]["id"]) is not None
 
 
+# .mts as Debian's /etc/mime.types and Python's `mimetypes` name it: what a browser using them sends
+OS_MTS = "model/vnd.mts"
+
+
+def test_every_create_route_takes_an_mts_labelled_as_the_os_names_it(wired: Wired) -> None:
+    sign = {"method": "PUT", "key": f"{TIMELAPSE_ID}-00001.MTS", "projectId": "p-42"}
+    companion = {"filename": "00001.MTS", "type": OS_MTS, "metadata": {"projectId": "p-42"}}
+    query = "filename=00001.MTS&type=model%2Fvnd.mts&metadata%5BprojectId%5D=p-42"
+    with Client(app) as client:
+        # POST /timelapses, as the web page sends file.type
+        body = {"projectId": "p-42", "contentType": OS_MTS, "sizeBytes": 9, "filename": "a.mts"}
+        created = answer_of(
+            client.http.post("/timelapses", headers=ALICE, body=json.dumps(body)), 201
+        )
+        # Uppy 6 (signRequest), Uppy 4–5 (Companion multipart and single PUT)
+        signed = client.http.post(
+            "/uploads/sign", headers=ALICE, body=json.dumps({**sign, "contentType": OS_MTS})
+        )
+        opened = client.http.post("/s3/multipart", headers=ALICE, body=json.dumps(companion))
+        params = client.http.get(f"/s3/params?{query}", headers=ALICE)
+        # the same type on a file that is not .mts stays refused
+        other = {**body, "filename": "scene.obj"}
+        refused = client.http.post("/timelapses", headers=ALICE, body=json.dumps(other))
+    timelapse = created["timelapse"]
+    assert timelapse["originalVideoKey"].endswith(".mts")
+    # stored as a type that says nothing, and the upload is signed for what the answer says to send
+    assert timelapse["contentType"] == "application/octet-stream"
+    assert created["upload"]["headers"] == {"Content-Type": "application/octet-stream"}
+    assert answer_of(signed, 200)["key"].endswith(".mts")
+    assert answer_of(opened, 200)["key"].endswith(".mts")
+    assert answer_of(params, 200)["headers"] == {"Content-Type": "application/octet-stream"}
+    assert error_of(refused, 415)["code"] == "unsupported_media_type"
+
+
 def test_another_users_timelapse_is_as_unknown_as_a_missing_one(wired: Wired) -> None:
     wired.records.create(a_timelapse())
     with Client(app) as client:

@@ -21,6 +21,7 @@ from openapi_spec_validator import validate
 
 from app import app
 from chalicelib import api, errors, inputs, wire, wiring
+from chalicelib.domain import requests as rules
 from chalicelib.domain.limits import GiB, Limits, MiB
 from chalicelib.domain.timelapse import (
     ErrorInfo,
@@ -508,6 +509,9 @@ def parse_create_status(body: Any) -> int:
         ({"contentType": "video/mp2t", "filename": "00001.MTS"}, 201),
         ({"contentType": "", "filename": "00001.MTS"}, 201),
         ({"contentType": "application/octet-stream", "filename": "a.m2ts"}, 201),
+        ({"contentType": "model/vnd.mts", "filename": "00001.MTS"}, 201),
+        ({"contentType": "model/vnd.mts", "filename": "a.obj"}, 415),
+        ({"contentType": "model/vnd.mts"}, 415),
         ({"contentType": ""}, 415),
         ({"contentType": "image/png"}, 415),
         ({"contentType": "application/json"}, 415),
@@ -528,6 +532,16 @@ def test_create_body_schema_agrees_with_the_parser(changes: dict[str, Any], stat
     assert parse_create_status(body) == status
     schema = validator(request_schema("POST", "/timelapses"))
     assert schema.is_valid(body) == (status != 400)
+
+
+def test_create_content_type_names_the_operating_systems_types_it_takes() -> None:
+    described = resolve(request_schema("POST", "/timelapses"))["properties"]["contentType"]
+    for kind, extensions in rules.OS_TABLE_TYPES.items():
+        assert f"`{kind}` when `filename` ends in" in described["description"]
+        assert parse_create_status({**OK_CREATE, "contentType": kind}) == 415
+        for extension in extensions:
+            body = {**OK_CREATE, "contentType": kind, "filename": f"a.{extension}"}
+            assert parse_create_status(body) == 201
 
 
 @pytest.mark.parametrize("missing", ["projectId", "contentType", "sizeBytes"])

@@ -93,6 +93,9 @@ def test_full_body_is_read_as_given() -> None:
         ("", "clip.MTS", "application/octet-stream"),
         ("binary/octet-stream", "camera.mov", "application/octet-stream"),
         ("  ", "movie.mkv", "application/octet-stream"),
+        # .mts as Debian's /etc/mime.types and Python's `mimetypes` name it (Firefox on Linux)
+        ("model/vnd.mts", "00001.MTS", "application/octet-stream"),
+        ("Model/Vnd.MTS", "clip.mts", "application/octet-stream"),
     ],
 )
 def test_content_type_is_advisory(declared: str, filename: str | None, stored: str) -> None:
@@ -165,6 +168,44 @@ REFUSALS: list[tuple[str, Any, type[LapseError], str]] = [
         body(contentType="", filename="live.m3u8"),
         UnsupportedMediaError,
         "filename ending",
+    ),
+    # an operating system's name for .mts is a video type for a .mts file only
+    (
+        "model/vnd.mts unnamed",
+        body(contentType="model/vnd.mts"),
+        UnsupportedMediaError,
+        "filename ending in .mts",
+    ),
+    (
+        "model/vnd.mts on a model",
+        body(contentType="model/vnd.mts", filename="scene.mts.obj"),
+        UnsupportedMediaError,
+        "filename ending in .mts",
+    ),
+    (
+        "model/vnd.mts on another video name",
+        body(contentType="model/vnd.mts", filename="a.mp4"),
+        UnsupportedMediaError,
+        "filename ending in .mts",
+    ),
+    (
+        "other model",
+        body(contentType="model/gltf-binary", filename="a.mts"),
+        UnsupportedMediaError,
+        "not a video",
+    ),
+    # text/* and audio/* stay refused (API.md), even where an OS table names a video extension so
+    (
+        "ts as Qt Linguist",
+        body(contentType="text/vnd.trolltech.linguist", filename="a.ts"),
+        UnsupportedMediaError,
+        "not a video",
+    ),
+    (
+        "3gp as audio",
+        body(contentType="audio/3gpp", filename="a.3gp"),
+        UnsupportedMediaError,
+        "not a video",
     ),
     # sizeBytes
     ("sizeBytes missing", body(sizeBytes=...), ValidationError, "sizeBytes is required"),
