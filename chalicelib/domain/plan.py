@@ -18,7 +18,9 @@ settings, and the strategy:
 Frames are selected by time window, not by frame number (variable frame rate sources): the first
 frame whose timestamp falls into window ``floor(t / interval)`` is kept. That yields exactly one
 frame per window whenever the window holds one, unlike ``fps=`` (repeats the first frame, picks the
-last frame of each window) or "t - prev_selected_t >= interval" (drifts to fewer frames).
+last frame of each window) or "t - prev_selected_t >= interval" (drifts to fewer frames). Where
+every frame is decoded, a window that holds none (a variable frame rate source's gap; a source with
+fewer frames than the length asks for) repeats the frame before (`RenderPlan.fills_gaps`).
 """
 
 from __future__ import annotations
@@ -199,6 +201,20 @@ class RenderPlan:
         kept = [max(0.0, t - _WINDOW_SLACK_SECONDS) for t in starts if not self.is_dropped(t)]
         return kept[: self.frame_count]
 
+    def window_at(self, time: str) -> str:
+        """The sampling window (output frame number) of a frame `time` seconds into the input,
+        as an ffmpeg expression (a part's input starts at its seek point)."""
+        offset = _WINDOW_SLACK_SECONDS + self.seek_seconds
+        return f"floor(({time}+{offset:.9f})/{self.sample_interval_seconds:.9f})"
+
+    @property
+    def fills_gaps(self) -> bool:
+        """Whether windows the source has no frame in repeat the frame before: where every
+        frame is decoded (a variable frame rate source leaves some windows empty when the
+        sampling interval is near its frame spacing), and no idle range is left out (its windows
+        must stay out)."""
+        return self.strategy == "decode_all" and not self.dropped
+
     @property
     def select_expression(self) -> str:
         """The ffmpeg ``select`` expression keeping the first frame of each sampling window.
@@ -206,11 +222,8 @@ class RenderPlan:
         A part's input starts `seek_seconds` into the source (``t`` counts from there, and frames
         before it come through with negative times: ``-noaccurate_seek``), so its windows are
         numbered from the source's start again and only its own are kept."""
-        iv = f"{self.sample_interval_seconds:.9f}"
-        offset = _WINDOW_SLACK_SECONDS + self.seek_seconds
-        slack = f"{offset:.9f}" if self.seek_seconds else f"{_WINDOW_SLACK_SECONDS}"
-        window = f"floor((t+{slack})/{iv})"
-        previous_window = f"floor((prev_selected_t+{slack})/{iv})"
+        window = self.window_at("t")
+        previous_window = self.window_at("prev_selected_t")
         new_window = f"isnan(prev_selected_t)+gt({window},{previous_window})"
         if self.is_part:
             end = self.first_frame + self.frame_count
@@ -274,10 +287,12 @@ def plan_timelapse(
     kept = max(1e-3, source.duration_seconds - sum(end - start for start, end in dropped))
     if speed is not None:
         length = kept / speed
-    source_frames = max(1, math.floor(kept * source.fps + 1e-6))
     wanted_frames = round(length * fps)
     fitting_frames = math.floor(kept * fps + 1e-6)  # never longer than the source
-    frame_count = max(1, min(wanted_frames, fitting_frames, source_frames))
+    # A source with fewer frames than the length asks for (25 fps shown at 30, a 10 fps screen
+    # recording) still gets the asked length: windows without a frame of their own repeat the
+    # one before (`RenderPlan.fills_gaps`).
+    frame_count = max(1, min(wanted_frames, fitting_frames))
     if not dropped:
         frame_count = _near_keyframes(source, frame_count)
     interval = kept / frame_count

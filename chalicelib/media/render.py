@@ -179,7 +179,9 @@ def build_render_command(
             *picking,
             *picture_filters(plan),
             *finishing_filters(plan),
-            f"setpts=N/{plan.output_fps}/TB",
+            # (rounded: setpts truncates, and in a time base of one output frame, which the gap
+            # filling of `_reading` leaves, 121.99999 would be frame 121)
+            f"setpts='round(N/({plan.output_fps}*TB))'",
             # Each frame lasts one output frame: setpts keeps the source frame's duration, and
             # from a VFR source (15 fps stretches) the rate conversion at the encoder doubled such
             # a frame and lost the last one kept, so the output was not the frames the graph picked.
@@ -244,7 +246,21 @@ def _reading(source: str, plan: RenderPlan) -> tuple[list[str], list[str]]:
         "-map",
         f"0:{plan.stream_index}",
     ]
-    return reading, [f"select='{plan.select_expression}'"]
+    picking = [f"select='{plan.select_expression}'"]
+    if plan.fills_gaps:
+        # Each kept frame timed by its window, then a window without a frame of its own (a
+        # variable frame rate source's gap) repeats the frame before: the output keeps its
+        # length instead of losing those windows (a jittered 30 fps source asked at speed 1.3
+        # lost a quarter of its frames). setpts leaves the last frame almost no duration, and
+        # `fps` would drop it: one clone after it keeps it (-frames:v caps the count). Windows
+        # before the first frame (a part's first, a source starting late) repeat that frame.
+        window = f"({plan.window_at('T')}-{plan.first_frame})"
+        picking += [
+            f"setpts='round({window}/({plan.output_fps}*TB))'",
+            "tpad=stop=1:stop_mode=clone",
+            f"fps={plan.output_fps}:start_time=0",
+        ]
+    return reading, picking
 
 
 def tagged_for_output(filters: list[str]) -> list[str]:

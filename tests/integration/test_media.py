@@ -186,6 +186,52 @@ def test_a_five_second_clip_with_a_thirty_second_target_stays_five_seconds(
     assert result.duration_seconds == pytest.approx(5.0, abs=0.05)
 
 
+def test_a_jittered_variable_frame_rate_source_keeps_the_asked_length(tmp_path: Path):
+    # Given 10 s of 30 fps whose frames arrive up to 12 ms early or late, as a browser's
+    # MediaRecorder or a phone writes them, asked as 7.5 s: windows of 44 ms, some of which hold
+    # no frame (two frames 57 ms apart)
+    source = tmp_path / "jittered.mp4"
+    subprocess.run(
+        [
+            FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
+            "-f", "lavfi", "-i",
+            "testsrc2=size=320x180:rate=30:duration=10,setpts='(N/30+0.012*sin(N*2.3))/TB'",
+            "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast",
+            "-pix_fmt", "yuv420p", str(source),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    assert planned(source, 7.5).strategy == "decode_all"
+
+    result = render(source, tmp_path / "out.mp4", 7.5, tmp_path / "w")
+
+    # Then every window gives a frame (an empty one repeats the frame before): 225 frames, not
+    # the ~170 the windows with a frame of their own hold
+    assert result.frame_count == 225
+    assert result.duration_seconds == pytest.approx(7.5, abs=0.05)
+
+
+def test_a_source_with_fewer_frames_than_the_length_asks_keeps_the_asked_length(tmp_path: Path):
+    # Given 4 s at 25 fps (100 frames) asked as a 4-s timelapse at 30 fps (120 frames)
+    source = tmp_path / "pal.mp4"
+    subprocess.run(
+        [
+            FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
+            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(source),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+
+    result = render(source, tmp_path / "out.mp4", 4, tmp_path / "w")
+
+    # Then it lasts 4 s (one frame in six shown twice), not 100 frames played 20 % fast
+    assert result.frame_count == 120
+    assert result.duration_seconds == pytest.approx(4.0, abs=0.05)
+
+
 def test_rotation_is_applied(clips: dict[str, Path], tmp_path: Path):
     result = render(clips["rotated"], tmp_path / "out.mp4", 2, tmp_path / "w")
 

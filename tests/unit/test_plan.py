@@ -180,8 +180,7 @@ def test_near_keyframes_serve_instead_of_decoding_everything(
 
 def _asked_frames(info: SourceInfo, target: float) -> int:
     fitting = math.floor(info.duration_seconds * LIMITS.output_fps + 1e-6)
-    source_frames = max(1, math.floor(info.duration_seconds * info.fps + 1e-6))
-    return max(1, min(round(target * LIMITS.output_fps), fitting, source_frames))
+    return max(1, min(round(target * LIMITS.output_fps), fitting))
 
 
 def _keyframes_fit_as_asked(info: SourceInfo, target: float) -> bool:
@@ -237,7 +236,11 @@ def test_time_windows_select_the_planned_frame_count_from_every_frame(
 
     kept = selected_times(plan, frames)
 
-    assert abs(len(kept) - plan.frame_count) <= max(1, 0.1 * plan.frame_count)
+    if len(frames) >= plan.frame_count:
+        assert abs(len(kept) - plan.frame_count) <= max(1, 0.1 * plan.frame_count)
+    # A window without a frame of its own repeats the frame before (fewer frames than windows:
+    # 25 fps shown at 30; tests/integration/test_media.py renders both cases)
+    assert plan.fills_gaps
 
 
 def test_a_five_second_clip_with_a_thirty_second_target_keeps_every_frame():
