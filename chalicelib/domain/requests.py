@@ -76,10 +76,12 @@ def project_id(value: str) -> str:
 def content_type(value: str, filename: str | None = None) -> str:
     """The declared type, normalised; advisory: the bytes decide once uploaded.
 
-    Any `video/*` passes. A type that says nothing (`application/octet-stream`, `""`, what
-    browsers send for .mts files) passes with a video filename extension, and an operating
-    system's name for a video extension (`OS_TABLE_TYPES`) with that extension; both are stored
-    as `application/octet-stream`. Everything else is clearly not a video: 415.
+    Any `video/*` passes, and an operating system's name for a video extension
+    (`OS_TABLE_TYPES`) with that extension: both are kept as declared, since the upload is signed
+    for its type and a client such as Uppy 6 sends the file's own. A type that says nothing
+    (`application/octet-stream`, `""`, what browsers send for .mts files) passes with a video
+    filename extension and is stored as `application/octet-stream`. Everything else is clearly
+    not a video: 415.
     """
     normalized = value.split(";", maxsplit=1)[0].strip().lower()
     if _VIDEO_TYPE.fullmatch(normalized):
@@ -91,7 +93,7 @@ def content_type(value: str, filename: str | None = None) -> str:
             raise UnsupportedMediaError(
                 f"contentType {value!r} is a video type only for a filename ending in {named}"
             )
-        return OCTET_STREAM
+        return normalized
     if normalized not in UNLABELLED_TYPES:
         raise UnsupportedMediaError(f"contentType {value!r} is not a video type")
     if filename_extension(filename) is None:

@@ -94,8 +94,8 @@ def test_full_body_is_read_as_given() -> None:
         ("binary/octet-stream", "camera.mov", "application/octet-stream"),
         ("  ", "movie.mkv", "application/octet-stream"),
         # .mts as Debian's /etc/mime.types and Python's `mimetypes` name it (Firefox on Linux)
-        ("model/vnd.mts", "00001.MTS", "application/octet-stream"),
-        ("Model/Vnd.MTS", "clip.mts", "application/octet-stream"),
+        ("model/vnd.mts", "00001.MTS", "model/vnd.mts"),
+        ("Model/Vnd.MTS", "clip.mts", "model/vnd.mts"),
     ],
 )
 def test_content_type_is_advisory(declared: str, filename: str | None, stored: str) -> None:
