@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -119,3 +120,25 @@ def luma_flicker(path: Path | str) -> float:
     levels = mean_luma_per_frame(path)
     assert len(levels) > 1, f"{path}: fewer than two frames"
     return sum(abs(b - a) for a, b in itertools.pairwise(levels)) / (len(levels) - 1)
+
+
+def combing(path: Path | str, *, frames: int = 5) -> float:
+    """How combed the first `frames` frames look (interlaced pictures shown as they are): the
+    mean difference between neighbouring lines (the two fields) over that between lines two
+    apart (one field), luma at full size. Combed motion: well above 1; a progressive or
+    deinterlaced picture: below 1."""
+    probe = describe(str(path))
+    width, height = (int(v) for v in re.findall(r", (\d+)x(\d+)", probe)[0])
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-v", "error", "-i", str(path), "-frames:v", str(frames),
+         "-vf", "format=gray", "-f", "rawvideo", "-"],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    plane = width * height
+    fields = same = 0
+    for start in range(0, len(result.stdout) - plane + 1, plane):
+        rows = [result.stdout[start + y * width : start + (y + 1) * width] for y in range(height)]
+        for y in range(height - 2):
+            fields += sum(abs(a - b) for a, b in zip(rows[y], rows[y + 1], strict=True))
+            same += sum(abs(a - b) for a, b in zip(rows[y], rows[y + 2], strict=True))
+    return fields / max(same, 1)

@@ -40,6 +40,7 @@ Strategy = Literal["ranges", "keyframes", "decode_all"]
 # absorbs rounding of timestamps to the stream time base.
 _WINDOW_SLACK_SECONDS = 0.001
 _SUPPORTED_ROTATIONS = (0, 90, 180, 270)
+INTERLACED_FIELD_ORDERS = ("tff", "bff")
 _PART_READ_MARGIN_SECONDS = 1.0
 
 
@@ -72,6 +73,11 @@ class SourceInfo:
     # When recording began (seconds since the epoch, shifted to the recording's local time when
     # the file states its offset); None when the file does not say.
     recorded_at: float | None = None
+    # As the stream states it: "tff"/"bff" (interlaced: camcorders, broadcast), "progressive",
+    # or "" when it does not say.
+    field_order: str = ""
+    # The stored pixels' shape, width:height (anamorphic DV/DVD: 720x480 at 32:27 shows 16:9).
+    sample_aspect: tuple[int, int] = (1, 1)
 
     @property
     def estimated_bytes(self) -> float | None:
@@ -83,17 +89,42 @@ class SourceInfo:
         return None
 
     @property
-    def display_width(self) -> int:
+    def interlaced(self) -> bool:
+        return self.field_order in INTERLACED_FIELD_ORDERS
+
+    @property
+    def upright_width(self) -> int:
+        """The stored width or height as the rotation shows it (pixels as stored)."""
         return self.height if self.rotation in (90, 270) else self.width
 
     @property
-    def display_height(self) -> int:
+    def upright_height(self) -> int:
         return self.width if self.rotation in (90, 270) else self.height
+
+    @property
+    def display_width(self) -> int:
+        """Shown upright in square pixels: the size the output is fitted from."""
+        return self._square_pixels[1] if self.rotation in (90, 270) else self._square_pixels[0]
+
+    @property
+    def display_height(self) -> int:
+        return self._square_pixels[0] if self.rotation in (90, 270) else self._square_pixels[1]
+
+    @property
+    def _square_pixels(self) -> tuple[int, int]:
+        """The stored picture in square pixels: its short side kept, its long side stretched or
+        squeezed by the sample aspect (720x480 at 32:27 → 854x480), to the nearest even size."""
+        num, den = self.sample_aspect
+        if num <= 0 or den <= 0 or num == den:
+            return self.width, self.height
+        if self.width >= self.height:
+            return _nearest_even(self.width * num / den), self.height
+        return self.width, _nearest_even(self.height * den / num)
 
     def as_api(self) -> dict[str, Any]:
         return {
-            "width": self.display_width,
-            "height": self.display_height,
+            "width": self.upright_width,
+            "height": self.upright_height,
             "fps": round(self.fps, 3),
             "durationSeconds": round(self.duration_seconds, 3),
             "codec": self.codec,
@@ -131,6 +162,8 @@ class RenderPlan:
     input_format: str | None = None
     # Mirrored after the rotation; paths that do not autorotate apply it with the rotation.
     mirrored: bool = False
+    # The source is interlaced: kept frames flagged interlaced are deinterlaced.
+    interlaced: bool = False
     # The source's colours: HDR is tone-mapped and every picture converted to BT.709.
     color: ColorInfo = field(default_factory=ColorInfo)
     # The stored picture's height (picks the matrix of an untagged source: SD or HD).
@@ -320,6 +353,7 @@ def plan_timelapse(
         rotation=source.rotation,
         input_format=source.format_name.split(",")[0] or None,
         mirrored=source.mirrored,
+        interlaced=source.interlaced,
         color=source.color,
         source_height=source.height,
         codec=source.codec,
@@ -368,6 +402,10 @@ def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 def _even(value: float) -> int:
     return max(2, math.floor(value / 2 + 1e-9) * 2)
+
+
+def _nearest_even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
 
 
 # Near-keyframe sampling: when keyframes lie at most 10 % further apart than the sampling

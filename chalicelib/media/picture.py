@@ -15,6 +15,15 @@ HDR reference white, 203 nits, as BT.2408 places them): RGB PSNR against the SDR
 mobius 24.2 dB / 118; reinhard 21.6 / 113; hable 15.9 / 96 (a dark picture); clip 26.0 / 128
 but everything above 100 nits is white, where mobius keeps 35 levels up to 500 nits.
 
+Interlaced sources (camcorders, broadcast, DVD) are deinterlaced first, at the stored size, and
+only the frames the decoder flags interlaced (``deint=interlaced``). The filter is spatial
+(``estdif``, edge slope tracing within the frame): "keyframes" and "ranges" hand over keyframes
+seconds apart, where a temporal one (yadif, bwdif, w3fdif) would blend unrelated pictures, and one
+method for every strategy keeps their outputs alike. Measured against the 60p pictures a 30i clip
+was woven from (320x240, lossless): scrolling, estdif 30.8 dB, bwdif 30.4, yadif 30.6, none 18.7;
+slow motion, estdif 30.8, bwdif 32.3 (its one gain: still areas keep both fields), none 29.4.
+A progressive source gets no filter.
+
 `orientation_filters` turn a stored picture upright for paths that read frames without the ffmpeg
 CLI's autorotation (raw keyframes from "ranges"); the CLI inserts exactly these for the same
 display matrix.
@@ -26,6 +35,8 @@ from chalicelib.domain.color import ColorInfo
 from chalicelib.domain.plan import RenderPlan
 
 TONEMAP = "tonemap=mobius:desat=0"
+# One frame out per frame in, each field order as the frame says.
+DEINTERLACE = "estdif=mode=frame:parity=auto:deint=interlaced"
 # Linear light 1.0 = this many nits going into the tone map (SDR white).
 NOMINAL_PEAK_NITS = 100
 # The last filter: the frames say what they now are, so the encoder tags the stream with it.
@@ -57,7 +68,12 @@ _ZSCALE_TRANSFER = {
 
 
 def picture_filters(plan: RenderPlan) -> list[str]:
-    """Kept frame → output size, BT.709 SDR 8-bit 4:2:0 limited range."""
+    """Kept frame → deinterlaced, output size, BT.709 SDR 8-bit 4:2:0 limited range."""
+    deinterlace = [DEINTERLACE] if plan.interlaced else []
+    return [*deinterlace, *_sized_bt709(plan)]
+
+
+def _sized_bt709(plan: RenderPlan) -> list[str]:
     width, height = plan.output_width, plan.output_height
     color = plan.color
     if color.wide_gamut:

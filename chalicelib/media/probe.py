@@ -63,7 +63,21 @@ _FPS = re.compile(r", (?P<v>[\d.]+)(?P<k>k?) (?:fps|tbr)")
 _ROTATION = re.compile(r"rotation of (?P<deg>-?[\d.]+) degrees", re.IGNORECASE)
 # "yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, progressive), 3840x2160": the pixel format and
 # its colour properties (one name when matrix, primaries and transfer agree) before the size.
-_PIXELS = re.compile(r", (?P<pix>[a-z][a-z0-9_]*)(?:\((?P<props>[^)]*)\))?, \d{1,6}x\d{1,6}")
+# The field order may hold parentheses of its own: "top coded first (swapped)".
+_PIXELS = re.compile(
+    r", (?P<pix>[a-z][a-z0-9_]*)(?:\((?P<props>(?:[^()]|\([^()]*\))*)\))?, \d{1,6}x\d{1,6}"
+)
+# ffmpeg's names for the field order → the order the fields are shown in.
+_FIELD_ORDERS = {
+    "progressive": "progressive",
+    "top first": "tff",
+    "bottom first": "bff",
+    "top coded first (swapped)": "bff",
+    "bottom coded first (swapped)": "tff",
+}
+# "[SAR 32:27 DAR 16:9]"; a container's own aspect (MP4 pasp) follows the codec's when they
+# differ, and is the one ffmpeg shows.
+_SAR = re.compile(r"SAR (?P<num>\d+):(?P<den>\d+) DAR")
 _DOVI = re.compile(
     r"DOVI configuration record: .*?profile: (?P<profile>\d+).*?compatibility id: (?P<compat>\d+)"
 )
@@ -115,6 +129,8 @@ class _VideoStream:
     rotation: int
     has_matrix: bool
     color: ColorInfo
+    field_order: str = ""
+    sample_aspect: tuple[int, int] = (1, 1)
 
 
 @dataclass
@@ -348,6 +364,8 @@ def _describe(source: str, stderr: str, scan: _KeyframeScan) -> tuple[SourceInfo
         stream_index=video.index,
         bitrate_bps=_bitrate(stderr),
         recorded_at=recorded_at(stderr),
+        field_order=video.field_order,
+        sample_aspect=video.sample_aspect,
     )
     return info, video.has_matrix
 
@@ -430,8 +448,23 @@ def _first_video_stream(stderr: str) -> _VideoStream | None:
             rotation=_rotation(lines[number + 1 :]),
             has_matrix=_stream_side_data(lines[number + 1 :], _ROTATION) is not None,
             color=_color(rest, lines[number + 1 :]),
+            field_order=_field_order(rest),
+            sample_aspect=_sample_aspect(rest),
         )
     return None
+
+
+def _field_order(rest: str) -> str:
+    pixels = _PIXELS.search(rest)
+    props = (pixels["props"] or "").split(", ") if pixels else []
+    return next((_FIELD_ORDERS[p] for p in props if p in _FIELD_ORDERS), "")
+
+
+def _sample_aspect(rest: str) -> tuple[int, int]:
+    """The last stated sample aspect ratio (1:1 when none or unknown, 0:1)."""
+    stated = [(int(m["num"]), int(m["den"])) for m in _SAR.finditer(rest)]
+    num, den = stated[-1] if stated else (1, 1)
+    return (num, den) if num > 0 and den > 0 else (1, 1)
 
 
 def _stream_side_data(following: list[str], pattern: re.Pattern[str]) -> re.Match[str] | None:
@@ -454,7 +487,7 @@ def _color(rest: str, following: list[str]) -> ColorInfo:
             range_ = prop
         elif "/" in prop:
             matrix, primaries, transfer = (p if p != "unknown" else "" for p in prop.split("/"))
-        elif prop and prop not in ("progressive", "top first", "bottom first", "unknown"):
+        elif prop and prop not in _FIELD_ORDERS and prop != "unknown":
             matrix = primaries = transfer = prop
     dovi = _stream_side_data(following, _DOVI)
     return ColorInfo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -18,11 +19,14 @@ HLG = ColorInfo("yuv420p10le", "bt2020nc", "bt2020", "arib-std-b67", "tv")
 PQ = ColorInfo("yuv420p10le", "bt2020nc", "bt2020", "smpte2084", "tv")
 
 
-def plan_for(color: ColorInfo, *, width: int = 3840, height: int = 2160, rotation: int = 0):
+def plan_for(
+    color: ColorInfo, *, width: int = 3840, height: int = 2160, rotation: int = 0,
+    field_order: str = "",
+):  # fmt: skip
     source = SourceInfo(
         width=width, height=height, rotation=rotation, fps=30.0, duration_seconds=60.0,
         codec="hevc", format_name="mov,mp4,m4a,3gp,3g2,mj2", size_bytes=100_000_000,
-        keyframe_interval_seconds=1.0, keyframe_count=30, color=color,
+        keyframe_interval_seconds=1.0, keyframe_count=30, color=color, field_order=field_order,
     )  # fmt: skip
     return plan_timelapse(source, 10, Limits())
 
@@ -112,3 +116,31 @@ def test_orientation_filters_are_what_the_cli_inserts_for_the_same_matrix(
         rotation,
         mirrored,
     )
+
+
+def test_an_interlaced_source_is_deinterlaced_spatially_before_it_is_scaled() -> None:
+    # Given a camcorder's 1080i stream, top field first
+    plan = plan_timelapse(
+        SourceInfo(
+            width=1920, height=1080, rotation=0, fps=25.0, duration_seconds=600.0, codec="h264",
+            format_name="mpegts", keyframe_interval_seconds=1.0, keyframe_count=30,
+            field_order="tff",
+        ),
+        10, Limits(),
+    )  # fmt: skip
+    filters = picture_filters(plan)
+    # Then its frames flagged interlaced are deinterlaced within the frame (keyframes seconds
+    # apart share no motion to follow), one frame out per frame in, at the stored size
+    assert filters[0] == "estdif=mode=frame:parity=auto:deint=interlaced"
+    assert filters[1].startswith("scale=1920:1080:")
+    # And HDR goes the same way: deinterlaced before the tone map's scale
+    assert picture_filters(replace(plan, color=HLG))[0] == filters[0]
+
+
+@pytest.mark.parametrize("field_order", ["progressive", ""])
+def test_a_progressive_source_gets_no_deinterlacer(field_order: str) -> None:
+    plan = plan_for(ColorInfo("yuv420p"), width=1920, height=1080, field_order=field_order)
+    assert not plan.interlaced
+    filters = picture_filters(plan)
+    assert not any(f.startswith(("estdif", "bwdif", "yadif")) for f in filters)
+    assert filters[0].startswith("scale=1920:1080:")

@@ -360,3 +360,42 @@ def test_the_select_expression_names_the_interval():
 
     assert plan.select_expression.startswith("isnan(prev_selected_t)+")
     assert "2.000000000" in plan.select_expression
+
+
+@pytest.mark.parametrize(
+    ("stored", "aspect", "rotation", "display"),
+    [
+        # NTSC DVD 16:9: the long side stretched, the short side kept (nothing upscaled past it)
+        ((720, 480), (32, 27), 0, (854, 480)),
+        # NTSC DV 4:3: the long side squeezed
+        ((720, 480), (8, 9), 0, (640, 480)),
+        # PAL DVD 16:9, and turned by its display matrix
+        ((720, 576), (64, 45), 0, (1024, 576)),
+        ((720, 576), (64, 45), 90, (576, 1024)),
+        # HDV 1440x1080 shown 1920x1080
+        ((1440, 1080), (4, 3), 0, (1920, 1080)),
+        ((1920, 1080), (1, 1), 0, (1920, 1080)),
+        ((853, 480), (1, 1), 0, (853, 480)),  # square pixels: the stored size as it is
+    ],
+)  # fmt: skip
+def test_anamorphic_pixels_are_shown_square(
+    stored: tuple[int, int], aspect: tuple[int, int], rotation: int, display: tuple[int, int]
+) -> None:
+    # Given a source whose pixels are not square
+    info = source(width=stored[0], height=stored[1], sample_aspect=aspect, rotation=rotation)
+    # Then its display size is its picture in square pixels
+    assert (info.display_width, info.display_height) == display
+    # And the output has that shape, in square pixels (the render's scale, then setsar=1)
+    plan = plan_timelapse(info, 30, LIMITS)
+    assert (plan.output_width, plan.output_height) == output_size(*display, 1920)
+    # While the API reports the picture as stored (turned upright): pixels, not its shape
+    upright = stored[::-1] if rotation in (90, 270) else stored
+    assert (info.as_api()["width"], info.as_api()["height"]) == upright
+
+
+@pytest.mark.parametrize(("field_order", "interlaced"), [
+    ("tff", True), ("bff", True), ("progressive", False), ("", False),
+])  # fmt: skip
+def test_the_plan_says_whether_to_deinterlace(field_order: str, interlaced: bool) -> None:
+    plan = plan_timelapse(source(field_order=field_order), 30, LIMITS)
+    assert plan.interlaced is interlaced

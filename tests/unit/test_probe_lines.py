@@ -54,3 +54,42 @@ def test_a_dolby_vision_record_names_profile_and_base() -> None:
     assert (video.color.dovi_profile, video.color.dovi_compatibility) == (8, 4)
     assert video.color.hdr == "hlg"  # untagged: its HLG base layer
     assert (video.rotation, video.has_matrix) == (90, True)
+
+
+@pytest.mark.parametrize(
+    ("rest", "field_order"),
+    [
+        ("h264 (High) ([27][0][0][0] / 0x001B), yuv420p(top first), 1920x1080 [SAR 1:1 DAR 16:9]",
+         "tff"),
+        ("mpeg2video (Main), yuv420p(tv, bt470bg, bottom first), 720x576 [SAR 16:15 DAR 4:3]",
+         "bff"),
+        ("dvvideo, yuv411p(bottom coded first (swapped)), 720x480 [SAR 8:9 DAR 4:3]", "tff"),
+        ("h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), 1920x1080",
+         "progressive"),
+        ("vp8, yuv420p, 320x180, SAR 1:1 DAR 16:9", ""),
+    ],
+)  # fmt: skip
+def test_the_field_order_is_read_and_is_no_colour(rest: str, field_order: str) -> None:
+    video = _first_video_stream(f"  Stream #0:0: Video: {rest}, 30 fps")
+    assert video is not None
+    assert video.field_order == field_order
+    # (a field order is not a colour name, swapped or not)
+    assert video.color.matrix in ("", "bt470bg", "bt709")
+
+
+@pytest.mark.parametrize(
+    ("rest", "aspect"),
+    [
+        ("h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 720x480 [SAR 32:27 DAR 16:9], "
+         "986 kb/s", (32, 27)),
+        ("h264 (High), yuv420p(tv, bt709, progressive), 1920x1080 [SAR 1:1 DAR 16:9]", (1, 1)),
+        # The container's aspect (MP4 pasp) follows the codec's when they differ: it is the one used
+        ("h264 (High), yuv420p, 720x576 [SAR 1:1 DAR 5:4], SAR 64:45 DAR 16:9, 25 fps", (64, 45)),
+        ("mpeg4 (Simple Profile), yuv420p, 320x240 [SAR 0:1 DAR 0:1]", (1, 1)),
+        ("rawvideo, yuv420p, 320x240", (1, 1)),
+    ],
+)  # fmt: skip
+def test_the_sample_aspect_is_read_from_the_stream_line(rest: str, aspect: tuple[int, int]) -> None:
+    video = _first_video_stream(f"  Stream #0:0: Video: {rest}, 30 fps")
+    assert video is not None
+    assert video.sample_aspect == aspect
