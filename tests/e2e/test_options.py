@@ -130,7 +130,11 @@ def test_skip_idle_leaves_out_the_idle_stretch(
     # 4 active minutes at speed 30 are 8 s; a third of a second of the idle stretch stays in.
     assert cut_done["output"]["durationSeconds"] == pytest.approx(8.4, abs=0.4)
     assert cut_done["output"]["idleSecondsSkipped"] == pytest.approx(350, abs=12)
-    assert abs(count_frames(str(_download(cut_done, tmp_path))) - 252) <= 12
+    cut_video = _download(cut_done, tmp_path)
+    assert abs(count_frames(str(cut_video)) - 252) <= 12
+    # Tagged as every output is: SDR BT.709, square pixels
+    for video in (cut_video, _download(whole_done, tmp_path)):
+        assert "yuv420p(tv, bt709, progressive), 320x180 [SAR 1:1 DAR 16:9]" in describe(str(video))
 
 
 def test_skip_idle_with_a_length_fills_it_with_the_active_parts(
