@@ -357,6 +357,9 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
+    # Ctrl-C stops the stack even when it was started in the background of a script (`make run &`),
+    # whose shell leaves SIGINT ignored for everything it starts: Python then installs no handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with single_instance(stack):
             return supervisor.run()

@@ -137,12 +137,16 @@ def test_a_burst_of_connections_is_answered(own: RunningStack) -> None:
     assert answers == {200: BURST}
 
 
-def start_stack(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`python -m local.stack`, once it says it is up (a health check could reach the old API)."""
+def start_stack(
+    env: dict[str, str], log: Path, *, sigint_ignored: bool = False
+) -> subprocess.Popen[bytes]:
+    """`python -m local.stack`, once it says it is up (a health check could reach the old API).
+    `sigint_ignored`: started as a script's background job is (`make run &`)."""
+    command = [sys.executable, "-m", "local.stack"]
+    if sigint_ignored:
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
     until(lambda: process.poll() is not None or "lapse is up" in log.read_text(), timeout=60)
     assert process.poll() is None, log.read_text()[-2000:]
     assert "lapse is up" in log.read_text(), log.read_text()[-2000:]
@@ -174,6 +178,28 @@ def test_a_start_stops_what_a_killed_stack_left_running(tmp_path: Path) -> None:
     finally:
         second.send_signal(signal.SIGINT)
         second.wait(timeout=30)
+
+
+def test_ctrl_c_stops_a_stack_started_in_the_background_of_a_script(tmp_path: Path) -> None:
+    # Given a stack started as `make run &` starts it: SIGINT ignored from its parent shell
+    env = {
+        **os.environ,
+        "LAPSE_API_PORT": str(free_port()),
+        "LAPSE_MOTO_PORT": str(free_port()),
+        "LAPSE_WEB_PORT": str(free_port()),
+        "LAPSE_DATA_DIR": str(tmp_path / "data"),
+    }
+    log = tmp_path / "background.log"
+    stack = start_stack(env, log, sigint_ignored=True)
+    # When it gets a Ctrl-C, then it stops as from a terminal
+    stack.send_signal(signal.SIGINT)
+    try:
+        assert stack.wait(timeout=30) == 0
+    finally:
+        if stack.poll() is None:
+            stack.terminate()
+            stack.wait(timeout=30)
+    assert "stopping lapse" in log.read_text()
 
 
 def test_the_stack_still_serves_after_both(own: RunningStack) -> None:
