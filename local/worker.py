@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
+from chalicelib import wiring
 from chalicelib.events import (
     dead_letters,
     deliver_webhooks,
@@ -178,6 +179,7 @@ def main() -> None:
             target=run_watchdog, args=(watchdog_interval,), name="watchdog", daemon=True
         )
     )
+    wiring.warm_up()
     for thread in threads:
         thread.start()
     logger.info("worker polling", extra={"queue": stack.queue_url, "concurrency": concurrency})
