@@ -47,6 +47,16 @@ def make_clip(
     return path
 
 
+def lavfi_clip(path: Path, graph: str, *output: str) -> Path:
+    """`graph` (a lavfi source and filters) encoded to `path` with x264, no audio."""
+    command = [
+        FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i", graph,
+        *output, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, timeout=60)
+    return path
+
+
 def fixed_keyframes(gop: int, *, x264: bool = True) -> list[str]:
     """A keyframe every `gop` frames exactly: no scene-cut keyframes, which x264 puts on
     testsrc2's moving pattern at will (a 20 s clip probed 24 keyframes instead of 16)."""
@@ -190,18 +200,12 @@ def test_a_jittered_variable_frame_rate_source_keeps_the_asked_length(tmp_path: 
     # Given 10 s of 30 fps whose frames arrive up to 12 ms early or late, as a browser's
     # MediaRecorder or a phone writes them, asked as 7.5 s: windows of 44 ms, some of which hold
     # no frame (two frames 57 ms apart)
-    source = tmp_path / "jittered.mp4"
-    subprocess.run(
-        [
-            FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
-            "-f", "lavfi", "-i",
-            "testsrc2=size=320x180:rate=30:duration=10,setpts='(N/30+0.012*sin(N*2.3))/TB'",
-            "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast",
-            "-pix_fmt", "yuv420p", str(source),
-        ],
-        check=True,
-        timeout=60,
-    )  # fmt: skip
+    source = lavfi_clip(
+        tmp_path / "jittered.mp4",
+        "testsrc2=size=320x180:rate=30:duration=10,setpts='(N/30+0.012*sin(N*2.3))/TB'",
+        "-fps_mode",
+        "passthrough",
+    )
     assert planned(source, 7.5).strategy == "decode_all"
 
     result = render(source, tmp_path / "out.mp4", 7.5, tmp_path / "w")
@@ -214,16 +218,7 @@ def test_a_jittered_variable_frame_rate_source_keeps_the_asked_length(tmp_path: 
 
 def test_a_source_with_fewer_frames_than_the_length_asks_keeps_the_asked_length(tmp_path: Path):
     # Given 4 s at 25 fps (100 frames) asked as a 4-s timelapse at 30 fps (120 frames)
-    source = tmp_path / "pal.mp4"
-    subprocess.run(
-        [
-            FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
-            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(source),
-        ],
-        check=True,
-        timeout=60,
-    )  # fmt: skip
+    source = lavfi_clip(tmp_path / "pal.mp4", "testsrc2=size=320x180:rate=25:duration=4")
 
     result = render(source, tmp_path / "out.mp4", 4, tmp_path / "w")
 
