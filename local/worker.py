@@ -6,6 +6,7 @@ every few seconds (`python -m local.worker`)."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import threading
 import time
@@ -27,6 +28,12 @@ from local.config import LocalStack
 
 stopping = threading.Event()
 POLL_RETRY_SECONDS = 1.0
+# After a handler failure the poller pauses up to this long, at random, before it receives again
+# (Lambda backs off on function errors too). Without it a poller that keeps failing a message
+# receives it again the instant it is visible, in step with its visibility timeout, and a
+# healthy poller of the same queue may never get it (seen: a dead-letter message failed for a
+# minute by a worker with a broken table while the stack's own poller waited).
+FAILED_PAUSE_SECONDS = 1.0
 
 
 class LocalContext:
@@ -115,6 +122,7 @@ def _handle(
         # As on Lambda: the message comes back after its visibility timeout, and lands
         # in the dead-letter queue after too many receives.
         logger.exception("handler failed; message left on the queue")
+        stopping.wait(random.uniform(0, FAILED_PAUSE_SECONDS))
         return
     try:
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

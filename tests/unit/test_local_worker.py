@@ -58,6 +58,7 @@ class Stack:
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(worker, "POLL_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(worker, "FAILED_PAUSE_SECONDS", 0.0)
     worker.stopping.clear()
     yield
     worker.stopping.clear()
