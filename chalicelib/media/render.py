@@ -27,6 +27,7 @@ from chalicelib.media.mp4index import IndexUnsupported, VideoIndex, read_index
 from chalicelib.media.picture import (
     OUTPUT_COLOR_ARGS,
     TAG_BT709,
+    deinterlacing,
     orientation_filters,
     picture_filters,
 )
@@ -246,7 +247,7 @@ def _reading(source: str, plan: RenderPlan) -> tuple[list[str], list[str]]:
         "-map",
         f"0:{plan.stream_index}",
     ]
-    picking = [f"select='{plan.select_expression}'"]
+    picking = [*deinterlacing(plan), f"select='{plan.select_expression}'"]
     if plan.fills_gaps:
         # Each kept frame timed by its window, then a window without a frame of its own (a
         # variable frame rate source's gap) repeats the frame before: the output keeps its

@@ -11,7 +11,7 @@ from chalicelib.domain.color import ColorInfo
 from chalicelib.domain.limits import Limits
 from chalicelib.domain.plan import SourceInfo, plan_timelapse
 from chalicelib.media import probe
-from chalicelib.media.picture import TONEMAP, orientation_filters, picture_filters
+from chalicelib.media.picture import TONEMAP, deinterlacing, orientation_filters, picture_filters
 
 pytestmark = pytest.mark.disable_socket
 
@@ -135,6 +135,24 @@ def test_an_interlaced_source_is_deinterlaced_spatially_before_it_is_scaled() ->
     assert filters[1].startswith("scale=1920:1080:")
     # And HDR goes the same way: deinterlaced before the tone map's scale
     assert picture_filters(replace(plan, color=HLG))[0] == filters[0]
+    assert deinterlacing(plan) == []
+
+
+def test_where_every_frame_is_decoded_an_interlaced_source_is_deinterlaced_before_sampling():
+    # Given the same 1080i stream sampled from every frame (a timelapse near its own length)
+    plan = plan_timelapse(
+        SourceInfo(
+            width=1920, height=1080, rotation=0, fps=25.0, duration_seconds=60.0, codec="h264",
+            format_name="mpegts", keyframe_interval_seconds=1.0, keyframe_count=30,
+            field_order="tff",
+        ),
+        50, Limits(),
+    )  # fmt: skip
+    assert plan.strategy == "decode_all"
+    # Then every decoded frame goes through the temporal deinterlacer (its neighbours are there;
+    # ~45x cheaper a frame than the spatial one) and the kept frames through nothing more
+    assert deinterlacing(plan) == ["bwdif=mode=send_frame:parity=auto:deint=interlaced"]
+    assert not any(f.startswith("estdif") for f in picture_filters(plan))
 
 
 @pytest.mark.parametrize("field_order", ["progressive", ""])
