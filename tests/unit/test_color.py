@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.domain.color import ColorInfo
 from chalicelib.domain.limits import Limits
-from chalicelib.domain.plan import SourceInfo, plan_timelapse
+from chalicelib.domain.plan import RenderPlan, SourceInfo, plan_timelapse
 from chalicelib.media import probe
 from chalicelib.media.picture import TONEMAP, deinterlacing, orientation_filters, picture_filters
 
@@ -118,16 +118,19 @@ def test_orientation_filters_are_what_the_cli_inserts_for_the_same_matrix(
     )
 
 
+def camcorder_1080i(*, duration_seconds: float, target_seconds: float) -> RenderPlan:
+    """The plan of a camcorder's 1080i25 MPEG-TS, top field first, keyframe every second."""
+    source = SourceInfo(
+        width=1920, height=1080, rotation=0, fps=25.0, duration_seconds=duration_seconds,
+        codec="h264", format_name="mpegts", keyframe_interval_seconds=1.0, keyframe_count=30,
+        field_order="tff",
+    )  # fmt: skip
+    return plan_timelapse(source, target_seconds, Limits())
+
+
 def test_an_interlaced_source_is_deinterlaced_spatially_before_it_is_scaled() -> None:
     # Given a camcorder's 1080i stream, top field first
-    plan = plan_timelapse(
-        SourceInfo(
-            width=1920, height=1080, rotation=0, fps=25.0, duration_seconds=600.0, codec="h264",
-            format_name="mpegts", keyframe_interval_seconds=1.0, keyframe_count=30,
-            field_order="tff",
-        ),
-        10, Limits(),
-    )  # fmt: skip
+    plan = camcorder_1080i(duration_seconds=600.0, target_seconds=10)
     filters = picture_filters(plan)
     # Then its frames flagged interlaced are deinterlaced within the frame (keyframes seconds
     # apart share no motion to follow), one frame out per frame in, at the stored size
@@ -140,14 +143,7 @@ def test_an_interlaced_source_is_deinterlaced_spatially_before_it_is_scaled() ->
 
 def test_where_every_frame_is_decoded_an_interlaced_source_is_deinterlaced_before_sampling():
     # Given the same 1080i stream sampled from every frame (a timelapse near its own length)
-    plan = plan_timelapse(
-        SourceInfo(
-            width=1920, height=1080, rotation=0, fps=25.0, duration_seconds=60.0, codec="h264",
-            format_name="mpegts", keyframe_interval_seconds=1.0, keyframe_count=30,
-            field_order="tff",
-        ),
-        50, Limits(),
-    )  # fmt: skip
+    plan = camcorder_1080i(duration_seconds=60.0, target_seconds=50)
     assert plan.strategy == "decode_all"
     # Then every decoded frame goes through the temporal deinterlacer (its neighbours are there;
     # ~45x cheaper a frame than the spatial one) and the kept frames through nothing more
