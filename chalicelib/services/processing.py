@@ -8,6 +8,7 @@ worker's uploads are aborted, the temporary folder is removed, and nothing more 
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import tempfile
 import threading
@@ -462,16 +463,15 @@ class ProcessingService:
         invocation has (the function's limit) or the latency target; () to render it here."""
         if self.queue is None:
             return ()
-        budgets = (
-            []
+        limit = (
+            math.inf
             if deadline is None
-            else [part_budget_seconds(deadline - time.monotonic(), self.vcpus)]
+            else part_budget_seconds(deadline - time.monotonic(), self.vcpus)
         )
-        if self.part_target_seconds is not None:
-            budgets.append(self.part_target_seconds)
-        if not budgets:
+        target = math.inf if self.part_target_seconds is None else self.part_target_seconds
+        budget = min(limit, target)
+        if math.isinf(budget):
             return ()
-        budget = min(budgets)
         return split_render(
             plan, described.info, budget_seconds=budget, keyframes=described.keyframes
         )
